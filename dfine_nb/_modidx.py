@@ -52,4 +52,10 @@ d = { 'settings': { 'branch': 'main',
                                'dfine_nb.core.save_config': ('core.html#save_config', 'dfine_nb/core.py'),
                                'dfine_nb.core.seed_everything': ('core.html#seed_everything', 'dfine_nb/core.py'),
                                'dfine_nb.core.seed_worker': ('core.html#seed_worker', 'dfine_nb/core.py'),
-                               'dfine_nb.core.setup_logging': ('core.html#setup_logging', 'dfine_nb/core.py')}}}
+                               'dfine_nb.core.setup_logging': ('core.html#setup_logging', 'dfine_nb/core.py')},
+            'dfine_nb.pipeline': { 'dfine_nb.pipeline._fn': ('pipeline.html#_fn', 'dfine_nb/pipeline.py'),
+                                   'dfine_nb.pipeline._parser': ('pipeline.html#_parser', 'dfine_nb/pipeline.py'),
+                                   'dfine_nb.pipeline.main': ('pipeline.html#main', 'dfine_nb/pipeline.py'),
+                                   'dfine_nb.pipeline.run_notebook': ('pipeline.html#run_notebook', 'dfine_nb/pipeline.py'),
+                                   'dfine_nb.pipeline.run_step': ('pipeline.html#run_step', 'dfine_nb/pipeline.py'),
+                                   'dfine_nb.pipeline.write_config': ('pipeline.html#write_config', 'dfine_nb/pipeline.py')}}}
