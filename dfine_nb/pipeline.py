@@ -69,7 +69,7 @@ def _parser():
 
 def main(argv:list[str]|None=None):
     "Entry point of the `dfine` command."
-    a = _parser().parse_args(argv)
+    a = _parser().parse_intermixed_args(argv)
     setup_logging()
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
     if a.step == 'config': return write_config(load_config(cfg_path, a.overrides), a.out)
