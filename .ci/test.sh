@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"   # 2 notebooks in parallel on 2 cores: one thread each (no oversubscription)
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export MPLBACKEND=Agg TQDM_DISABLE=1 PYTHONWARNINGS=ignore
 dirty() { [[ -n "$(git status --porcelain 2>/dev/null)" ]]; }
 fail() { echo "$1"; echo "nbdev_test: 0 passed, ${2:-1} failed"; exit 1; }

@@ -67,12 +67,19 @@ def _parser():
     p.add_argument('--out', default='config.yaml', help='for `dfine config`: where to write the template')
     return p
 
+def _ensure_passive_openmp():
+    "Re-execute the `dfine` command once with `OMP_WAIT_POLICY=PASSIVE` unless the user chose a policy."
+    if os.environ.get('OMP_WAIT_POLICY') or Path(sys.argv[0]).name != 'dfine': return
+    os.environ['OMP_WAIT_POLICY'] = 'PASSIVE'
+    os.execv(sys.argv[0], sys.argv)
+
 def main(argv:list[str]|None=None):
     "Entry point of the `dfine` command."
+    if argv is None: _ensure_passive_openmp()
     a = _parser().parse_intermixed_args(argv)
     setup_logging()
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
-    if a.step == 'config': return write_config(load_config(cfg_path, a.overrides), a.out)
+    if a.step == 'config': write_config(load_config(cfg_path, a.overrides), a.out); return
     steps = DEMO_STEPS if a.step == 'demo' else [a.step]
     for s in steps:
         t0 = time.time(); logger.info(f'== {s} ==')
