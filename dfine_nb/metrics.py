@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SWEEP_THRESHOLDS', 'BEST_THRESHOLD_FILE', 'GT_COLOR', 'PRED_COLOR', 'pairwise_iou', 'Stacked', 'candidate_pairs',
-           'greedy_match', 'prf', 'Matcher', 'coco_map', 'threshold_sweep', 'best_threshold', 'per_class_table',
-           'scalar_metrics', 'evaluate', 'save_best_threshold', 'load_best_threshold', 'plot_pr_curve',
-           'plot_threshold_curves', 'plot_confusion_matrix', 'draw_detections', 'draw_eval_image', 'image_grid',
-           'save_eval_report', 'save_eval_preds']
+           'greedy_match', 'prf', 'Matcher', 'match_detections', 'coco_map', 'threshold_sweep', 'best_threshold',
+           'per_class_table', 'scalar_metrics', 'evaluate', 'save_best_threshold', 'load_best_threshold',
+           'plot_pr_curve', 'plot_threshold_curves', 'plot_confusion_matrix', 'draw_detections', 'draw_eval_image',
+           'image_grid', 'save_eval_report', 'save_eval_preds']
 
 # %% ../nbs/05_metrics.ipynb #b1539542
 import json, math
@@ -158,7 +158,19 @@ class Matcher:
         pair_iou = np.zeros(len(self.P)); pair_iou[self.p[hit]] = self.iou[hit]
         return _tally(self.P, self.G, keep, match, pair_iou, self.N)
 
-# %% ../nbs/05_metrics.ipynb #8a3589eb
+# %% ../nbs/05_metrics.ipynb #280381f1
+def match_detections(pred:Detections, # one image's predictions (filter them first)
+                     gt:Detections, # its ground truth
+                     iou_thresh:float=0.5, # smallest IoU of a match
+                     class_aware:bool=False, # match only boxes of the same class
+                    )->np.ndarray: # [len(pred)] index of the matched gt box, -1 if none
+    "The one-to-one matching of one image (best IoU first, as in `greedy_match`)."
+    P, G = Stacked([pred]), Stacked([gt])
+    p, g, iou = candidate_pairs(P, G, iou_thresh)
+    if class_aware: k = P.labels[p] == G.labels[g]; p, g, iou = p[k], g[k], iou[k]
+    return greedy_match(p, g, len(P), iou=iou, score=P.scores[p])
+
+# %% ../nbs/05_metrics.ipynb #39b8ba48
 def _coco_dataset(S:Stacked, n_images:int, N:int, with_scores:bool) -> dict:
     "A COCO-format dict of stacked detections (image ids 1..n, annotation ids 1..M, bbox xywh)."
     wh = S.boxes[:, 2:] - S.boxes[:, :2]
@@ -172,7 +184,7 @@ def _coco_dataset(S:Stacked, n_images:int, N:int, with_scores:bool) -> dict:
                 for i, m, c, b, a in zip(ids, img, lab, xywh, area)]
     return {'images': [{'id': i} for i in range(1, n_images + 1)], 'annotations': anns, 'categories': [{'id': c} for c in range(N)]}
 
-# %% ../nbs/05_metrics.ipynb #24859c58
+# %% ../nbs/05_metrics.ipynb #2d727296
 _quiet = lambda *a, **k: None
 
 def coco_map(preds:Sequence[Detections]|Stacked, # per image, unfiltered
@@ -199,7 +211,7 @@ def coco_map(preds:Sequence[Detections]|Stacked, # per image, unfiltered
         ap50 = np.where(valid[0], prec[0], 0).sum(0) / valid[0].sum(0)
     return dict(out, ap_50=ap50, ap_50_95=ap, pr_curve=np.where(valid[0], prec[0], np.nan).T, recall_grid=np.asarray(E.params.recThrs))
 
-# %% ../nbs/05_metrics.ipynb #696c4fd2
+# %% ../nbs/05_metrics.ipynb #ee8ae37a
 SWEEP_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)   # 0.05, 0.10, ..., 0.95
 
 def threshold_sweep(matcher:Matcher, # built with min_conf <= min(thresholds)
@@ -222,7 +234,7 @@ def best_threshold(sweep:pd.DataFrame, # from `threshold_sweep`
     ties = np.flatnonzero(f1 >= f1.max() - 1e-12)
     return float(sweep['threshold'].iloc[ties[(len(ties) - 1) // 2]])
 
-# %% ../nbs/05_metrics.ipynb #27a9e86d
+# %% ../nbs/05_metrics.ipynb #8cf28557
 def _name(class_names, c:int) -> str:
     "Name of class `c` from a list or a {id: name} dict, else the id."
     if isinstance(class_names, Mapping): return str(class_names.get(c, c))
@@ -233,7 +245,7 @@ def _num_classes(num_classes, class_names, P:Stacked, G:Stacked) -> int:
     if class_names is not None: return max(class_names) + 1 if isinstance(class_names, Mapping) else len(class_names)
     return int(max(P.labels.max(initial=-1), G.labels.max(initial=-1))) + 1 or 1
 
-# %% ../nbs/05_metrics.ipynb #aa436469
+# %% ../nbs/05_metrics.ipynb #1818bd66
 def per_class_table(res:dict, # from `evaluate`
                    )->pd.DataFrame: # one row per class
     "Per-class AP (COCO) and P/R/F1/IoU/TP/FP/FN at `conf_thresh` (class-agnostic matching, the seed's extended metrics)."
@@ -247,7 +259,7 @@ def scalar_metrics(res:dict)->dict:
     "The scalar entries of an `evaluate` result (one row of metrics.csv)."
     return {k: v for k, v in res.items() if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
 
-# %% ../nbs/05_metrics.ipynb #d273bb14
+# %% ../nbs/05_metrics.ipynb #0862088b
 def evaluate(preds:Sequence[Detections], # per image, UNFILTERED predictions (xyxy pixels of the original image)
              gts:Sequence[Detections], # per image ground truth (scores ignored)
              num_classes:int|None=None, # default: len(class_names), else max label + 1
@@ -283,7 +295,7 @@ def evaluate(preds:Sequence[Detections], # per image, UNFILTERED predictions (xy
     res['per_class'] = per_class_table(res)
     return res
 
-# %% ../nbs/05_metrics.ipynb #c75d25b6
+# %% ../nbs/05_metrics.ipynb #956668e4
 BEST_THRESHOLD_FILE = 'best_threshold.json'
 
 def save_best_threshold(exp_dir:str|Path, # experiment folder
@@ -313,7 +325,7 @@ def load_best_threshold(exp_dir:str|Path|None, # experiment folder (None: use th
     if not 0 < t < 1: raise ValueError(f'{p}: conf_thresh {t} is not in (0, 1)')
     return t
 
-# %% ../nbs/05_metrics.ipynb #956668e4
+# %% ../nbs/05_metrics.ipynb #16046ad0
 def plot_pr_curve(res:dict, # from `evaluate`
                   max_classes:int=20, # draw per-class curves only up to this many classes
                  )->Figure:
@@ -357,7 +369,7 @@ def plot_confusion_matrix(cm:np.ndarray, # [N+1, N+1] rows true, columns predict
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_metrics.ipynb #13c98809
+# %% ../nbs/05_metrics.ipynb #677607de
 GT_COLOR, PRED_COLOR = (46, 153, 60), (44, 70, 148)   # RGB: green, blue
 
 def draw_detections(img_rgb:np.ndarray, # HxWx3 uint8 RGB
@@ -393,7 +405,7 @@ def draw_eval_image(img_rgb:np.ndarray, # HxWx3 uint8 RGB
     img = img_rgb if gt is None else draw_detections(img_rgb, gt, class_names, GT_COLOR, show_scores=False, prefix='GT: ', label_at='bottom')
     return draw_detections(img, pred.filter(conf_thresh), class_names, PRED_COLOR)
 
-# %% ../nbs/05_metrics.ipynb #b3b2f7a0
+# %% ../nbs/05_metrics.ipynb #47734a7e
 def image_grid(images:Sequence[np.ndarray], # HxWx3 uint8 images, any sizes
                ncols:int=3, # tiles per row
                tile:int=320, # tile side in pixels; images are scaled to fit, keeping their aspect
@@ -410,7 +422,7 @@ def image_grid(images:Sequence[np.ndarray], # HxWx3 uint8 images, any sizes
         grid[y:y + nh, x:x + nw] = im
     return grid
 
-# %% ../nbs/05_metrics.ipynb #47734a7e
+# %% ../nbs/05_metrics.ipynb #309a0500
 def save_eval_report(res:dict, # from `evaluate`
                      out_dir:str|Path, # folder to write into (created)
                     )->dict[str, Path]: # what was written
