@@ -78,6 +78,7 @@ class Train:
     use_one_class: bool = opt(False, 'map every label to class 0')
     img_size: list[int] = opt([320, 320], 'network input (h, w), multiples of 32')
     keep_ratio: bool = opt(False, 'letterbox (pad to keep the aspect ratio) instead of a plain resize')
+    model_overrides: dict[str, Any] = opt({}, 'extra build_model settings, e.g. {num_queries: 100, num_denoising: 50} (new)')
     device: str = opt('auto', 'auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps')
     ddp: DDP = opt(DDP(), 'distributed training')
     epochs: int = opt(30, 'passes over the training split')
@@ -162,6 +163,7 @@ def _tname(tp) -> str:
 
 def _check(val, tp, key:str):
     "Return `val` converted to `tp`, or raise ConfigError naming `key`."
+    if tp is Any: return val
     if is_dataclass(tp):
         if not isinstance(val, dict): raise ConfigError(f'{key}: expected a mapping of {tp.__name__} keys, got {val!r}')
         return _from_dict(tp, val, key + '.')
@@ -209,7 +211,7 @@ def _merge(base:dict, upd:dict) -> dict:
     "Recursive dict update: nested sections merge, other values (lists included) are replaced."
     out = dict(base)
     for k, v in upd.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ('label_to_name',) else v
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ('label_to_name', 'model_overrides') else v
     return out
 
 def parse_override(s:str) -> tuple[list[str], Any]:
@@ -238,7 +240,7 @@ def load_config(path:str|Path|None=None, # YAML file; None = built-in defaults
         for i, k in enumerate(ks[:-1]):
             if not isinstance(node.get(k), dict) or k == 'label_to_name': raise _unknown('.'.join(ks[:i+2]))
             node = node[k]
-        if ks[-1] not in node and not (len(ks) > 1 and ks[-2] in ('label_to_name', 'lrs', 'paddings')): raise _unknown('.'.join(ks))
+        if ks[-1] not in node and not (len(ks) > 1 and ks[-2] in ('label_to_name', 'lrs', 'paddings', 'model_overrides')): raise _unknown('.'.join(ks))
         node[ks[-1]] = v
     cfg = _from_dict(Config, d)
     if cfg.model_name not in SIZE_LRS: raise ConfigError(f"model_name: expected one of {list(SIZE_LRS)}, got {cfg.model_name!r}")
