@@ -750,7 +750,8 @@ def to_tensors(img:np.ndarray, labels, boxes_xyxy_px, extra:Optional[dict]=None)
     b = np.asarray(boxes_xyxy_px, np.float32).reshape(-1, 4).copy()
     b[:, 0::2], b[:, 1::2] = b[:, 0::2].clip(0, W), b[:, 1::2].clip(0, H)
     keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-    image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)
+    x = img.transpose(2, 0, 1).astype(np.float32); np.divide(x, np.float32(255), out=x)   # numpy: single-threaded, immune to
+    image = torch.from_numpy(x)                                                             # OpenMP thread contention on busy CPUs
     target = dict(labels=torch.as_tensor(np.asarray(labels, np.int64).reshape(-1)[keep]),
                   boxes=torch.from_numpy(box_xyxy_to_cxcywh(boxes_to_normalized(b[keep], W, H)).astype(np.float32)), **(extra or {}))
     return image, target
@@ -777,6 +778,7 @@ def set_epoch(self:YoloDataset, epoch:int):
     if self.train and self.ignore_background_epochs and self.epoch < self.ignore_background_epochs <= epoch:
         logger.info(f'epoch {epoch}: including background images')
     self.epoch = epoch
+    if hasattr(self.transform, 'set_epoch'): self.transform.set_epoch(epoch)   # e.g. the training transform closes mosaic
 
 @patch
 def active_indices(self:YoloDataset) -> np.ndarray:
@@ -804,7 +806,7 @@ def stats(self:YoloDataset) -> dict:
 # %% ../nbs/01_data.ipynb #9f68051a
 def collate(batch):
     "Items -> (images float [B, 3, H, W], list of B target dicts)."
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+    return torch.from_numpy(np.stack([b[0].numpy() for b in batch])), [b[1] for b in batch]
 
 class EpochSampler(torch.utils.data.Sampler):
     "Indices of `ds.active_indices()`, permuted by (seed, ds.epoch) when `shuffle`, sharded over DDP ranks (padded only if `pad`)."
