@@ -51,6 +51,7 @@ def weighting_function(reg_max, # number of bins - 1 (N = 32 in all released mod
                        deploy=False): # precompute in float64 python arithmetic
     "The bin values W(n), n = 0..reg_max. [reg_max + 1]"
     half = reg_max // 2
+    if up.is_meta: return torch.empty(reg_max + 1, dtype=up.dtype, device=up.device)   # shapes only
     if deploy:
         u = (up.abs() * reg_scale.abs()).item()
         step = (u + 1) ** (2 / (reg_max - 2))
@@ -472,7 +473,7 @@ class DFINE(nn.Module):
     "D-FINE detector: images [B, 3, H, W] (RGB in 0..1, H and W multiples of 32) -> decoder outputs."
     def __init__(self, backbone, encoder, decoder):
         super().__init__()
-        self.backbone, self.encoder, self.decoder = backbone, encoder, decoder
+        self.backbone, self.decoder, self.encoder = backbone, decoder, encoder   # the authors' order (state_dict key order)
 
     def forward(self, x, targets=None, dn_inputs=None):
         return self.decoder(self.encoder(self.backbone(x)), targets, dn_inputs=dn_inputs)
