@@ -191,7 +191,9 @@ def make_sample_dataset(root,                # folder to create: root/images, ro
         write_yolo_labels(tmp / 'labels' / f'sample_{i:04d}.txt', labels, box_xyxy_to_cxcywh(boxes_to_normalized(boxes, w, h)))
     (tmp / 'classes.txt').write_text(''.join(f'{v}\n' for v in SAMPLE_CLASSES.values()))
     (tmp / 'sample.json').write_text(json.dumps(params, indent=1))
-    if root.exists(): shutil.rmtree(root / 'images', ignore_errors=True); shutil.rmtree(root / 'labels', ignore_errors=True)
+    if root.exists():      # an older sample of ours: its images, labels and now stale split CSVs go
+        for d in ('images', 'labels'): shutil.rmtree(root / d, ignore_errors=True)
+        for f in ('train.csv', 'val.csv', 'test.csv'): (root / f).unlink(missing_ok=True)
     try:
         if root.exists():   # an older sample: replace our own files only
             for f in tmp.iterdir(): os.replace(f, root / f.name)
