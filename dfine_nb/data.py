@@ -564,8 +564,8 @@ def _suggest_img_size(min_sides:np.ndarray, img_size, tiny_px:float, keep:float=
     need = float(np.quantile(tiny_px / np.maximum(min_sides, 1e-3), keep))
     return list(img_size) if need <= 1 else [min(int(math.ceil(s * need / 32) * 32), cap) for s in img_size]
 
-def _check_labels(add, data:Path, name:str, wh, n_cls:int, net_wh, split:str, sizes:list, counts) -> bool:
-    "Check the label file of one image (rows into `add`, object sizes into `sizes`); True if it is a background image."
+def _check_labels(add, data:Path, name:str, wh, n_cls:Optional[int], net_wh, split:str, sizes:list, counts) -> bool:
+    "Check the label file of one image (rows into `add`, object sizes into `sizes`); True if it is a background image. `n_cls=None`: one class."
     lp, lf = label_path(data, name), 'labels/' + Path(name).with_suffix('.txt').as_posix()
     if not lp.exists():
         add('warning', 'missing_label', f'images/{name}', 0, 'no label file: read as a background image (an empty .txt marks one on purpose)')
@@ -575,7 +575,8 @@ def _check_labels(add, data:Path, name:str, wh, n_cls:int, net_wh, split:str, si
     (w, h), (nw, nh), seen, valid = wh, net_wh, set(), 0
     for l, b, ln in zip(labels, boxes.astype(np.float64), lines):
         x1, y1, x2, y2 = box_cxcywh_to_xyxy(b) * (w, h, w, h)
-        if not 0 <= l < n_cls: add('error', 'class_out_of_range', lf, ln, f'class {l} is not in train.label_to_name (0..{n_cls - 1})'); continue
+        if l < 0 or (n_cls is not None and l >= n_cls): add('error', 'class_out_of_range', lf, ln, f'class {l} is not in train.label_to_name (0..{(n_cls or 1) - 1})'); continue
+        if n_cls is None: l = 0   # use_one_class
         if b[2] * w < 0.5 or b[3] * h < 0.5: add('error', 'zero_area', lf, ln, f'box of {b[2] * w:.2f} x {b[3] * h:.2f} px'); continue
         if x1 < -1 or y1 < -1 or x2 > w + 1 or y2 > h + 1:
             add('error', 'box_outside', lf, ln, f'box ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) px reaches outside the {w}x{h} image'); continue
@@ -641,7 +642,7 @@ def check_dataset(cfg:Config,                # reads train.data_path, label_to_n
         try: probes[n] = pr = _image_probe(data / 'images' / n)
         except Exception as e: add('error', 'unreadable_image', f'images/{n}', 0, f'{type(e).__name__}: {str(e)[:100]}'); continue
         nw, nh, _, _ = letterbox_params(pr['w'], pr['h'], W, H, t.keep_ratio)
-        n_bg += _check_labels(add, data, n, (pr['w'], pr['h']), n_cls, (nw, nh), split_of.get(n, 'unsplit'), sizes, counts)
+        n_bg += _check_labels(add, data, n, (pr['w'], pr['h']), None if t.use_one_class else n_cls, (nw, nh), split_of.get(n, 'unsplit'), sizes, counts)
     _check_duplicates(add, probes, split_of, data, near_dup_bits)
     sizes = pd.DataFrame(sizes, columns=['split', 'cls', 'min_side', 'file', 'line'])
     stats = _doctor_stats(add, t, sizes, counts, names, probes, n_bg, split_of, tiny_px, imbalance_ratio)
@@ -722,7 +723,7 @@ class YoloDataset(torch.utils.data.Dataset):
         self.ignore_background_epochs, self.seed, self.epoch, self._cache = ignore_background_epochs, seed, 0, None
         missing = [n for n in self.names if not (self.data_path / 'images' / n).is_file()]
         if missing: raise FileNotFoundError(f'{len(missing)} image(s) listed but not in {self.data_path}/images, e.g. {missing[:3]}: re-run the split')
-        self.labels, self.boxes, dropped = _load_labels(self.data_path, self.names, num_classes)
+        self.labels, self.boxes, dropped = _load_labels(self.data_path, self.names, None if use_one_class else num_classes)
         if dropped: logger.warning(f'{self.data_path}: {dropped} label row(s) skipped (malformed, class id outside 0..{num_classes - 1 if num_classes else "?"}, '
                                    f'or zero area): run check_dataset(cfg) to see them')
         self.is_background = np.array([len(l) == 0 for l in self.labels], bool)
