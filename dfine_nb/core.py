@@ -244,6 +244,10 @@ def load_config(path:str|Path|None=None, # YAML file; None = built-in defaults
         node[ks[-1]] = v
     cfg = _from_dict(Config, d)
     if cfg.model_name not in SIZE_LRS: raise ConfigError(f"model_name: expected one of {list(SIZE_LRS)}, got {cfg.model_name!r}")
+    if sorted(cfg.train.label_to_name) != list(range(len(cfg.train.label_to_name))):
+        raise ConfigError(f'train.label_to_name: class ids must be 0..N-1 (YOLO labels), got {sorted(cfg.train.label_to_name)}')
+    if any(s % 32 for s in cfg.train.img_size) or len(cfg.train.img_size) != 2:
+        raise ConfigError(f'train.img_size: expected [h, w], both multiples of 32, got {cfg.train.img_size}')
     lrs = cfg.train.lrs.get(cfg.model_name, SIZE_LRS[cfg.model_name])
     if cfg.train.base_lr is None: cfg.train.base_lr = lrs['base_lr']
     if cfg.train.backbone_lr is None: cfg.train.backbone_lr = lrs['backbone_lr']
