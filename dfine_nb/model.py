@@ -14,6 +14,7 @@ from .core import box_cxcywh_to_xyxy, boxes_to_pixels, boxes_from_net, Detection
 from .backbone import HGNetv2, backbone_kwargs
 from .encoder import HybridEncoder, encoder_kwargs
 from .decoder import DFINETransformer, DFINE
+from .weights import load_weights
 
 # %% ../nbs/03e_model.ipynb #aa047d6c
 SIZES = ('n', 's', 'm', 'l', 'x')
@@ -79,7 +80,7 @@ def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
     "A randomly initialised D-FINE of a released size (weights: `load_weights`)."
     return dfine_from_kwargs(**model_kwargs(size, num_classes, **overrides))
 
-# %% ../nbs/03e_model.ipynb #655e24ed
+# %% ../nbs/03e_model.ipynb #562b34cb
 class PostProcess(nn.Module):
     "Model outputs -> (labels [B,K], boxes [B,K,4] xyxy pixels of each original image, scores [B,K])."
     def __init__(self, num_top_queries:int=300, # K detections per image
@@ -105,7 +106,7 @@ class PostProcess(nn.Module):
         boxes = boxes_from_net(boxes_to_pixels(boxes, W, H), wh[:, 0:1], wh[:, 1:2], W, H, self.keep_ratio, self.clip)
         return labels, boxes, scores
 
-# %% ../nbs/03e_model.ipynb #e5630653
+# %% ../nbs/03e_model.ipynb #cf2689a2
 @patch
 def detections(self:PostProcess, outputs, orig_target_sizes, input_wh=None, conf=None)->list:
     "One `Detections` per image (scores >= `conf` when given)."
