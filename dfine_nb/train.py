@@ -333,9 +333,10 @@ def predict_split(model:nn.Module, loader, device:torch.device, keep_ratio:bool,
     return out
 
 @patch
-def evaluate_split(self:Trainer, loader, ds, sweep:bool=False) -> dict|None:
-    "Predict `loader` with the EMA model and score it on rank 0 (None on the other ranks)."
-    pairs = gather_lists(predict_split(self.eval_model, loader, self.device, self.cfg.train.keep_ratio, self.amp_dtype if self.amp else None))
+def evaluate_split(self:Trainer, loader, ds, sweep:bool=False, gather:bool=True) -> dict|None:
+    "Predict `loader` with the EMA model (each rank its shard, gathered) and score it on rank 0 (None on the other ranks)."
+    pairs = predict_split(self.eval_model, loader, self.device, self.cfg.train.keep_ratio, self.amp_dtype if self.amp else None)
+    if gather: pairs = gather_lists(pairs)
     if not is_main(): return None
     pairs = sorted({i: (hw, d) for i, hw, d in pairs}.items())
     gts = [ground_truth(ds, i, hw) for i, (hw, _) in pairs]
@@ -439,12 +440,13 @@ def final_eval(self:Trainer) -> pd.DataFrame:
     best = torch.load(self.out / 'best.pt', map_location='cpu', weights_only=True)
     model = copy.deepcopy(self.eval_model); model.load_state_dict(best['model']); model.to(self.device)
     ema, self.ema = self.ema, None; raw, self.raw = self.raw, model
-    rows = []
+    rows, dls = [], dict(val=self.val_dl, test=self.test_dl)
+    if self.world > 1: dls = build_loaders(self.cfg, ('val', 'test'), rank=0, world_size=1)   # rank 0 alone scores every image
     try:
         for split, ds in (('val', self.val_ds), ('test', self.test_ds)):
             if ds is None: continue
             if split == 'test': self.cfg = copy.deepcopy(self.cfg); self.cfg.train.conf_thresh = thr
-            res = self.evaluate_split(self.val_dl if split == 'val' else self.test_dl, ds, sweep=True)
+            res = self.evaluate_split(dls.get(split), ds, sweep=True, gather=False)
             if split == 'val':
                 thr = res['best_conf_thresh']; save_best_threshold(self.out, res, split='val')
             save_eval_report(res, self.out / 'plots' / split)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ORIG_HF_RULES', 'HF_LEGACY_RULES', 'RELEASE_URL', 'RELEASES', 'UnsafeCheckpointError', 'safe_load',
-           'unwrap_checkpoint', 'Checkpoint', 'orig_to_hf', 'is_hf_state_dict', 'hf_to_orig', 'hf_config_from_fixture',
+           'unwrap_checkpoint', 'Checkpoint', 'orig_to_hf', 'is_hf_state_dict', 'hf_to_orig', 'hf_config',
            'read_checkpoint', 'LoadReport', 'load_weights', 'Release', 'pretrained_name', 'weights_cache_dir',
            'WeightsDownloadError', 'download_file', 'resolve_pretrained', 'pretrained_from_config']
 
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 from .core import get_logger, fixture_paths, load_fixture, resolve_path
+from .backbone import HGNetv2
 
 # %% ../nbs/03d_weights.ipynb #bb7caa12
 class UnsafeCheckpointError(ValueError):
@@ -182,21 +183,28 @@ def hf_to_orig(sd:dict) -> dict:
     return out
 
 # %% ../nbs/03d_weights.ipynb #8fa79c2d
-def hf_config_from_fixture(cfg:dict, **kw) -> 'DFineConfig':
-    "transformers `DFineConfig` equivalent to the original constructor kwargs `cfg` = {'backbone', 'encoder', 'decoder'} (B0 backbones only)."
-    from transformers import DFineConfig, HGNetV2Config  # test dependency, imported only here
+def hf_config(cfg:dict,  # {'backbone', 'encoder', 'decoder'}: kwargs of HGNetv2, HybridEncoder, DFINETransformer (as in the fixtures)
+              **kw       # more DFineConfig fields
+             ) -> 'DFineConfig':
+    "A transformers `DFineConfig` with the same topology as our (and the authors') constructor kwargs."
+    from transformers import DFineConfig, HGNetV2Config   # test/benchmark dependency, imported only here
     b, e, d = cfg['backbone'], cfg['encoder'], cfg['decoder']
-    assert b['name'] == 'B0', 'only the B0 backbone (N/S) is described here'
-    bb = HGNetV2Config(stem_channels=[3, 16, 16], hidden_sizes=[64, 256, 512, 1024], stage_in_channels=[16, 64, 256, 512],
-        stage_mid_channels=[16, 32, 64, 128], stage_out_channels=[64, 256, 512, 1024], stage_num_blocks=[1, 1, 2, 1],
-        stage_downsample=[False, True, True, True], stage_light_block=[False, False, True, True], stage_kernel_size=[3, 3, 5, 5],
-        stage_numb_of_layers=[3, 3, 3, 3], use_learnable_affine_block=b['use_lab'], out_indices=[i + 1 for i in b['return_idx']])
+    arch = HGNetv2.arch_configs[b['name']]
+    st = list(zip(*arch['stage_config'].values()))         # per field: (in, mid, out, blocks, downsample, light, kernel, layers)
+    bb = HGNetV2Config(stem_channels=list(arch['stem_channels']), hidden_sizes=list(st[2]), stage_in_channels=list(st[0]),
+        stage_mid_channels=list(st[1]), stage_out_channels=list(st[2]), stage_num_blocks=list(st[3]), stage_downsample=list(st[4]),
+        stage_light_block=list(st[5]), stage_kernel_size=list(st[6]), stage_numb_of_layers=list(st[7]),
+        use_learnable_affine_block=b.get('use_lab', False), out_indices=[i + 1 for i in b['return_idx']])
+    pts = d.get('num_points', 4)
     return DFineConfig(backbone_config=bb, num_labels=d['num_classes'], num_feature_levels=d['num_levels'],
         encoder_in_channels=e['in_channels'], feat_strides=e['feat_strides'], encoder_hidden_dim=e['hidden_dim'],
-        encoder_ffn_dim=e['dim_feedforward'], encode_proj_layers=e['use_encoder_idx'], hidden_expansion=e['expansion'],
+        encoder_ffn_dim=e['dim_feedforward'], encode_proj_layers=e['use_encoder_idx'], encoder_layers=e.get('num_encoder_layers', 1),
+        encoder_attention_heads=e.get('nhead', 8), encoder_activation_function=e.get('enc_act', 'gelu'), hidden_expansion=e['expansion'],
         depth_mult=e['depth_mult'], d_model=d['hidden_dim'], decoder_in_channels=d['feat_channels'], decoder_ffn_dim=d['dim_feedforward'],
-        decoder_layers=d['num_layers'], decoder_n_points=d['num_points'], num_queries=d['num_queries'], reg_scale=d['reg_scale'],
-        num_denoising=d['num_denoising'], eval_size=None, anchor_image_size=None, **kw)
+        decoder_layers=d['num_layers'], decoder_attention_heads=d.get('nhead', 8), decoder_n_points=pts,
+        num_queries=d['num_queries'], reg_scale=d.get('reg_scale', 4.), max_num_bins=d.get('reg_max', 32),
+        num_denoising=d.get('num_denoising', 100), label_noise_ratio=d.get('label_noise_ratio', 0.5), box_noise_scale=d.get('box_noise_scale', 1.),
+        eval_size=None, anchor_image_size=None, **kw)   # eval_size None: HF drops the AIFI pos-emb in eval otherwise (dfine.md §6, caveat 2)
 
 # %% ../nbs/03d_weights.ipynb #18023c67
 def _read_safetensors(p:Path) -> tuple[dict, dict]:
