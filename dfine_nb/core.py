@@ -7,10 +7,10 @@ __all__ = ['SIZE_LRS', 'logger', 'opt', 'Augs', 'MosaicAugs', 'DDP', 'Train', 'S
            'parse_override', 'load_config', 'config_template', 'save_config', 'resolve_path', 'exp_dir',
            'latest_exp_dir', 'get_logger', 'setup_logging', 'seed_everything', 'seed_worker', 'get_device',
            'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels', 'boxes_to_normalized', 'letterbox_params',
-           'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths', 'load_fixture']
+           'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths', 'load_fixture', 'fixture_threads']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
-import dataclasses, datetime as dt, difflib, logging, os, random, re, sys, types, typing
+import contextlib, dataclasses, datetime as dt, difflib, logging, os, random, re, sys, types, typing
 from dataclasses import dataclass, field, fields, is_dataclass, asdict
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
@@ -452,3 +452,10 @@ def fixture_paths() -> list[Path]:
 def load_fixture(path) -> dict:
     "Read a reference fixture (plain tensors and python values only)."
     return torch.load(path, map_location='cpu', weights_only=True)
+
+@contextlib.contextmanager
+def fixture_threads(n:int=2):
+    "Run a parity check with the fixtures' torch thread count (see the README: 2); the previous count is restored."
+    old = torch.get_num_threads(); torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)

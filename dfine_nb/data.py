@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['SAMPLE_CLASSES', 'IMG_EXTS', 'HEIF_EXTS', 'PAD_VALUE', 'sample_image', 'write_yolo_labels', 'read_yolo_labels',
-           'make_sample_dataset', 'ensure_sample_dataset', 'read_split', 'list_images', 'label_path', 'make_splits',
-           'has_objects', 'split_dataset', 'to_rgb8', 'read_any_image', 'preprocess', 'image_size', 'yolo_to_coco',
-           'coco_to_yolo', 'letterbox', 'Letterbox', 'DatasetError', 'DoctorReport', 'check_dataset', 'read_image',
-           'YoloDataset', 'to_tensors', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample']
+           'folder_lock', 'make_sample_dataset', 'ensure_sample_dataset', 'read_split', 'list_images', 'label_path',
+           'make_splits', 'has_objects', 'split_dataset', 'to_rgb8', 'read_any_image', 'preprocess', 'image_size',
+           'yolo_to_coco', 'coco_to_yolo', 'letterbox', 'Letterbox', 'DatasetError', 'DoctorReport', 'check_dataset',
+           'read_image', 'YoloDataset', 'to_tensors', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes',
+           'draw_sample']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
-import hashlib, json, math, os, shutil, time, warnings
+import contextlib, fcntl, hashlib, json, math, os, shutil, time, warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,19 @@ def read_yolo_labels(path_or_text, is_text:bool=False):
     return (np.array(labels, np.int64), np.array(boxes, np.float32).reshape(-1, 4), np.array(lines, np.int64), problems)
 
 # %% ../nbs/01_data.ipynb #39e14582
+_held_locks = {}
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    "Exclusive lock on a dataset folder across processes (parallel notebooks, DDP ranks); re-entrant within a process."
+    key = str(Path(folder).resolve())
+    if key in _held_locks: yield; return
+    lock = Path(key).with_name(f'.{Path(key).name}.lock'); lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX); _held_locks[key] = f
+        try: yield
+        finally: del _held_locks[key]; fcntl.flock(f, fcntl.LOCK_UN)
+
 def _sample_params(n_images, seed, min_size, max_frac, bg_frac, quality):
     return dict(version=_SAMPLE_VERSION, n_images=n_images, seed=seed, min_size=min_size, max_frac=max_frac, bg_frac=bg_frac,
                 quality=quality, classes=SAMPLE_CLASSES)
@@ -176,6 +190,12 @@ def make_sample_dataset(root,                # folder to create: root/images, ro
     "Generate (or reuse) the embedded YOLO-format sample dataset of 4 shape classes; returns `root`."
     root, params = Path(root), _sample_params(n_images, seed, min_size, max_frac, bg_frac, quality)
     if _is_complete_sample(root, params): return root
+    with folder_lock(root):
+        if _is_complete_sample(root, params): return root     # another process made it while we waited
+        return _write_sample(root, params)
+
+def _write_sample(root:Path, params:dict) -> Path:
+    n_images, seed, min_size, max_frac, bg_frac, quality = (params[k] for k in ('n_images', 'seed', 'min_size', 'max_frac', 'bg_frac', 'quality'))
     if root.exists() and any(root.iterdir()) and not (root / 'sample.json').exists():
         raise FileExistsError(f'{root} is not empty and was not made by make_sample_dataset: refusing to write into it')
     t0, tmp = time.time(), root.with_name(f'.{root.name}.tmp{os.getpid()}')
@@ -210,10 +230,11 @@ def ensure_sample_dataset(cfg:Config, n_images:int=500, seed:int=0) -> Path:
     "The dataset folder of `cfg`: generated (images, labels, split CSVs) when it is the default sample path; checked otherwise."
     path = resolve_path(cfg, cfg.train.data_path)
     if path == resolve_path(cfg, Train().data_path):
-        make_sample_dataset(path, n_images=n_images, seed=seed)
+        with folder_lock(path):        # make + split as one step: nobody reads a half-written split
+            make_sample_dataset(path, n_images=n_images, seed=seed)
+            if not (path / 'train.csv').exists(): split_dataset(cfg)
         if sorted(cfg.train.label_to_name.values()) != sorted(SAMPLE_CLASSES.values()):
             logger.warning(f'train.label_to_name {cfg.train.label_to_name} does not match the sample classes {SAMPLE_CLASSES}')
-        if not (path / 'train.csv').exists(): split_dataset(cfg)
     elif not (path / 'images').is_dir():
         raise FileNotFoundError(f'train.data_path={cfg.train.data_path!r} -> {path} has no images/ folder; point train.data_path at a '
                                 f'folder with images/ and labels/ (YOLO txt), or leave the default {Train().data_path!r} for the sample dataset')

@@ -102,8 +102,8 @@ def model_meta(cfg:Config) -> dict:
                 label_to_name={int(k): v for k, v in t.label_to_name.items()}, config=asdict(cfg))
 
 def num_classes(cfg:Config) -> int:
-    "Classes the model predicts: every id of label_to_name (ids need not be contiguous: the head covers 0..max id)."
-    return max(cfg.train.label_to_name) + 1 if cfg.train.label_to_name else 1
+    "Classes the model predicts: one per entry of label_to_name (`load_config` checks that the ids are 0..N-1)."
+    return max(len(cfg.train.label_to_name), 1)
 
 # %% ../nbs/06_train.ipynb #6853126a
 def dist_env() -> tuple[int, int, int]:
@@ -400,6 +400,7 @@ def fit(self:Trainer, max_steps:int|None=None, until:int|None=None) -> 'Trainer'
             losses = self.train_epoch(e, max_steps=max_steps)
             ttrain = time.time() - t0
             res = self.evaluate_split(self.val_dl, self.val_ds)
+            self.epoch = e + 1                                    # every rank: the loop condition depends on it
             stop = self.end_epoch(e, losses, res, ttrain, time.time() - t0, log) if is_main() else False
             if dist.is_initialized():
                 box = [stop]; dist.broadcast_object_list(box, 0); stop = box[0]
@@ -420,7 +421,7 @@ def end_epoch(self:Trainer, e:int, losses:dict, res:dict, ttrain:float, ttotal:f
     row = dict(epoch=e + 1, lr=self.opt.param_groups[-1]['lr'], **losses,
                **{k: m[k] for k in ('mAP_50', 'mAP_50_95', 'f1', 'precision', 'recall', 'iou', 'TPs', 'FPs', 'FNs')},
                score=score, time=ttotal, train_time=ttrain)
-    self.history.append(row); self.epoch = e + 1
+    self.history.append(row)
     self.save(improved)
     pd.DataFrame(self.history).to_csv(self.out / 'metrics.csv', index=False)
     plot_curves(self.history, self.out / 'plots' / 'curves.png')
