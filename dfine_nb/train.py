@@ -6,7 +6,7 @@
 __all__ = ['configure_threads', 'param_groups', 'build_optimizer', 'build_scheduler', 'ModelEMA', 'save_checkpoint', 'model_meta',
            'num_classes', 'dist_env', 'init_distributed', 'is_main', 'gather_lists', 'launch_command', 'amp_settings',
            'prepare_splits', 'ground_truth', 'Trainer', 'run_dir', 'freeze', 'predict_split', 'plot_curves', 'Loggers',
-           'train']
+           'train', 'HFDetector', 'train_for']
 
 # %% ../nbs/06_train.ipynb #74c25488
 import copy, json, math, os, shutil, subprocess, sys, time, datetime as dt
@@ -473,3 +473,37 @@ def train(cfg:Config, out_dir:str|Path|None=None, max_steps:int|None=None) -> Pa
         logger.info(f'training done in {(time.time() - t0) / 60:.1f} min: {tr.out}')
     if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
     return tr.out
+
+# %% ../nbs/06_train.ipynb #e4b87c69
+class HFDetector(nn.Module):
+    "transformers' `DFineForObjectDetection` behind this project's model interface (eval: outputs dict; train: {'loss_hf': its loss})."
+    def __init__(self, net:nn.Module):
+        super().__init__(); self.net = net
+
+    def forward(self, x, targets=None):
+        if targets is None or not self.training:
+            o = self.net(pixel_values=x); return dict(pred_logits=o.logits, pred_boxes=o.pred_boxes)
+        return {'loss_hf': self.net(pixel_values=x, labels=[{'class_labels': t['labels'], 'boxes': t['boxes']} for t in targets]).loss}
+
+def _use_hf(tr:Trainer):
+    "Swap the trainer's model and criterion for transformers' (same topology as the config's size), with fresh optimizer, schedule and EMA."
+    from transformers import DFineForObjectDetection
+    from dfine_nb.weights import hf_config
+    cfg, t = tr.cfg, tr.cfg.train
+    torch.manual_seed(t.seed)
+    tr.raw = tr.model = HFDetector(DFineForObjectDetection(hf_config(tr.raw.kwargs))).to(tr.device)
+    tr.criterion = lambda out, targets: out
+    tr.opt = build_optimizer(tr.raw, cfg)
+    tr.sched = build_scheduler(tr.opt, cfg, t.epochs * tr.steps_per_epoch)
+    tr.ema = ModelEMA(tr.raw, t.ema_momentum, t.ema_warmups) if t.use_ema else None
+
+def train_for(cfg:Config, minutes:float, impl:str='ours') -> pd.DataFrame:
+    "Train `cfg` (ours or transformers') until `minutes` of training time have passed; per epoch: minutes, loss, mAP_50, mAP_50_95."
+    tr = Trainer(cfg)
+    if impl == 'hf': _use_hf(tr)
+    elif impl != 'ours': raise ValueError(f"impl must be 'ours' or 'hf', not {impl!r}")
+    while tr.epoch < cfg.train.epochs and sum(h['train_time'] for h in tr.history) < minutes * 60:
+        tr.fit(until=tr.epoch + 1)
+    df = pd.DataFrame(tr.history).assign(impl=impl)
+    df['minutes'] = df.train_time.cumsum() / 60
+    return df[['impl', 'epoch', 'minutes', 'loss', 'mAP_50', 'mAP_50_95']]
