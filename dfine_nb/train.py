@@ -265,7 +265,8 @@ def train_epoch(self:Trainer, epoch:int, max_bad_batches:int=20, max_steps:int|N
     self.train_ds.set_epoch(epoch); model.train()
     sums, n, accum, t0 = {}, 0, t.b_accum_steps, time.time()
     nb = len(self.train_dl) if max_steps is None else min(len(self.train_dl), max_steps * accum)
-    bar = tqdm(self.train_dl, total=nb, desc=f'epoch {epoch + 1}/{t.epochs}', disable=not is_main(), leave=False, dynamic_ncols=True)
+    wait = [0.]                                          # seconds spent waiting for the loader
+    bar = tqdm(_timed(self.train_dl, wait), total=nb, desc=f'epoch {epoch + 1}/{t.epochs}', disable=not is_main(), leave=False, dynamic_ncols=True)
     self.opt.zero_grad(set_to_none=True)
     for i, (images, targets) in enumerate(bar):
         if i >= nb: break
@@ -285,7 +286,17 @@ def train_epoch(self:Trainer, epoch:int, max_bad_batches:int=20, max_steps:int|N
         for k, v in losses.items(): sums[k] = sums.get(k, 0.) + v.item()
         sums['loss'] = sums.get('loss', 0.) + loss.item(); n += 1
         if is_main(): bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", lr=f"{self.opt.param_groups[-1]['lr']:.2e}", eta=self.eta(epoch, (i + 1) / nb, t0))
-    return {k: v / max(n, 1) for k, v in sums.items()}
+    return {k: v / max(n, 1) for k, v in sums.items()} | {'data_wait': wait[0] / max(time.time() - t0, 1e-9)}
+
+def _timed(it, acc:list):
+    "Iterate `it`, adding the seconds each `next` takes to `acc[0]`."
+    it = iter(it)
+    while True:
+        t = time.perf_counter()
+        try: x = next(it)
+        except StopIteration: return
+        acc[0] += time.perf_counter() - t
+        yield x
 
 @patch
 def optimizer_step(self:Trainer, targets, max_bad_batches:int) -> bool:
