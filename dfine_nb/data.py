@@ -8,7 +8,7 @@ __all__ = ['SAMPLE_CLASSES', 'IMG_EXTS', 'HEIF_EXTS', 'PAD_VALUE', 'sample_image
            'make_splits', 'has_objects', 'split_dataset', 'to_rgb8', 'read_any_image', 'preprocess', 'image_size',
            'yolo_to_coco', 'coco_to_yolo', 'letterbox', 'Letterbox', 'DatasetError', 'DoctorReport', 'check_dataset',
            'read_image', 'YoloDataset', 'to_tensors', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes',
-           'draw_sample', 'prepare_data']
+           'draw_sample', 'ensure_splits', 'prepare_data']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
 import contextlib, fcntl, hashlib, json, math, os, shutil, time, warnings
@@ -886,10 +886,15 @@ def draw_sample(image:torch.Tensor, target:dict, names:Optional[dict]=None) -> n
     return draw_boxes(img, boxes_to_pixels(box_cxcywh_to_xyxy(target['boxes'].numpy()), W, H), target['labels'].numpy(), names)
 
 # %% ../nbs/01_data.ipynb #cb240393
-def prepare_data(cfg:Config, strict:bool=False) -> 'DoctorReport':
-    "Sample dataset if needed, split CSVs if missing, dataset doctor report (refused in `strict` mode when not clean)."
+def ensure_splits(cfg:Config) -> Path:
+    "The data folder of `cfg`, with the sample dataset generated and the split CSVs written when missing."
     path = ensure_sample_dataset(cfg)
     if not read_split(path, 'train'): split_dataset(cfg)
+    return path
+
+def prepare_data(cfg:Config, strict:bool=False) -> 'DoctorReport':
+    "Sample dataset if needed, split CSVs if missing, dataset doctor report (refused in `strict` mode when not clean)."
+    path = ensure_splits(cfg)
     rep = check_dataset(cfg, strict=strict, out_dir=exp_dir(cfg) / 'reports' / 'doctor')
     logger.info(f'dataset doctor for {path}:\n{rep.summary().to_string()}')
     return rep

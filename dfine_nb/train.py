@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['configure_threads', 'param_groups', 'build_optimizer', 'build_scheduler', 'ModelEMA', 'save_checkpoint', 'model_meta',
            'num_classes', 'dist_env', 'init_distributed', 'is_main', 'gather_lists', 'launch_command', 'amp_settings',
-           'prepare_splits', 'ground_truth', 'Trainer', 'run_dir', 'freeze', 'predict_split', 'plot_curves', 'Loggers',
-           'train', 'HFDetector', 'train_for']
+           'ground_truth', 'Trainer', 'run_dir', 'freeze', 'predict_split', 'plot_curves', 'Loggers', 'train',
+           'HFDetector', 'train_for']
 
 # %% ../nbs/06_train.ipynb #74c25488
 import copy, json, math, os, shutil, subprocess, sys, time, datetime as dt
@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP_
 from tqdm.auto import tqdm
 from fastcore.basics import patch, store_attr
 from .core import *
-from .data import YoloDataset, make_loader, make_sample_dataset, ensure_sample_dataset, split_dataset, read_split, read_image
+from .data import YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image
 from .augment import build_loaders, save_debug_images
 from .backbone import freeze_batch_norm
 from .model import build_model, PostProcess
@@ -141,12 +141,6 @@ def amp_settings(device:torch.device, enabled:bool) -> tuple[bool, torch.dtype|N
     return True, dtype, torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
 
 # %% ../nbs/06_train.ipynb #4cd5ee93
-def prepare_splits(cfg:Config) -> Path:
-    "The data folder of `cfg`, with the sample dataset generated and the split CSVs written when missing."
-    path = ensure_sample_dataset(cfg)
-    if not read_split(path, 'train'): split_dataset(cfg)
-    return path
-
 def ground_truth(ds, idx:int, orig_size) -> Detections:
     "Ground truth of item `idx` in pixels of its original image (`orig_size` = (h, w))."
     h, w = (int(v) for v in orig_size)
@@ -194,7 +188,7 @@ def run_dir(cfg:Config) -> Path:
 def build_data(self:Trainer):
     "Loaders (`dfine_nb.augment.build_loaders`): train augmented and sharded under DDP, val and test letterboxed, never padded."
     cfg, t = self.cfg, self.cfg.train
-    prepare_splits(cfg)
+    ensure_splits(cfg)
     dls = build_loaders(cfg, splits=('train', 'val', 'test'))
     self.train_dl, self.val_dl, self.test_dl = dls['train'], dls['val'], dls.get('test')
     self.train_ds, self.val_ds = self.train_dl.dataset, self.val_dl.dataset
