@@ -7,7 +7,8 @@ __all__ = ['SIZE_LRS', 'logger', 'opt', 'Augs', 'MosaicAugs', 'DDP', 'Train', 'S
            'parse_override', 'load_config', 'config_template', 'save_config', 'resolve_path', 'exp_dir',
            'latest_exp_dir', 'get_logger', 'setup_logging', 'seed_everything', 'seed_worker', 'get_device',
            'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels', 'boxes_to_normalized', 'letterbox_params',
-           'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths', 'load_fixture', 'fixture_threads']
+           'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths', 'load_fixture', 'fixture_threads',
+           'traced_dynamic_hw']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
 import contextlib, dataclasses, datetime as dt, difflib, logging, os, random, re, sys, types, typing
@@ -459,3 +460,8 @@ def fixture_threads(n:int=2):
     old = torch.get_num_threads(); torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #f96bc610
+def traced_dynamic_hw(m) -> bool:
+    "Whether module `m` is being traced for a graph whose input H, W stay symbolic (set `m.dynamic_hw = True`)."
+    return torch.jit.is_tracing() and bool(getattr(m, 'dynamic_hw', False))

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+from .core import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, traced_dynamic_hw
 
 # %% ../nbs/03c_decoder.ipynb #07220c2a
 def get_activation(act='relu'):
@@ -93,8 +93,10 @@ def split_value(memory,          # flattened levels [B, N, d]
     "The value of every level as an image per head. list of [B*heads, d/heads, h, w]"
     B, N, d = memory.shape
     v = memory.reshape(B, N, num_heads, d // num_heads).permute(0, 2, 3, 1).reshape(B * num_heads, d // num_heads, N)
-    return [x.reshape(B * num_heads, d // num_heads, h, w)
-            for x, (h, w) in zip(v.split([h * w for h, w in spatial_shapes], dim=-1), spatial_shapes)]
+    out, start = [], 0
+    for h, w in spatial_shapes:    # slices, not split(): the sizes may be traced values of a graph with symbolic H, W
+        out.append(v[..., start:start + h * w].reshape(B * num_heads, d // num_heads, h, w)); start = start + h * w
+    return out
 
 # %% ../nbs/03c_decoder.ipynb #c3fdf500
 class MSDeformableAttention(nn.Module):
@@ -249,7 +251,7 @@ def generate_anchors(spatial_shapes, # [(h, w)] per level
     anchors = []
     for lvl, (h, w) in enumerate(spatial_shapes):
         gy, gx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing='ij')
-        xy = (torch.stack([gx, gy], -1).to(dtype) + 0.5) / torch.tensor([w, h], dtype=dtype, device=device)
+        xy = torch.stack([(gx.to(dtype) + 0.5) / w, (gy.to(dtype) + 0.5) / h], -1)   # h, w may be traced sizes
         wh = torch.full_like(xy, grid_size * 2.0 ** lvl)
         anchors.append(torch.cat([xy, wh], -1).reshape(1, h * w, 4))
     anchors = torch.cat(anchors, 1)
@@ -372,6 +374,7 @@ def _shapes_for(self:DFINETransformer, hw):
 @patch
 def _get_anchors(self:DFINETransformer, spatial_shapes, device, dtype):
     "Anchors [1, N, 4] (logit space) and valid mask [1, N, 1] for these feature-map sizes."
+    if traced_dynamic_hw(self): return generate_anchors(spatial_shapes, eps=self.eps, dtype=dtype, device=device)
     shapes = tuple(tuple(int(x) for x in s) for s in spatial_shapes)
     if self.eval_spatial_size and shapes == tuple(self._shapes_for(self.eval_spatial_size)) and hasattr(self, 'anchors'):
         return self.anchors.to(dtype), self.valid_mask

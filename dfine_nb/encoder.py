@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .core import traced_dynamic_hw
 from .backbone import HGNetv2, backbone_kwargs, get_activation, fuse_conv_bn, conv_bn_to_conv, deploy_model
 
 # %% ../nbs/03b_encoder.ipynb #f555fc5b
@@ -113,9 +114,9 @@ def build_2d_sincos_position_embedding(w:int, h:int, # map width and height (tok
     if embed_dim % 4: raise ValueError(f'embed_dim must be divisible by 4 for the 2-D sin-cos embedding, got {embed_dim}')
     pos_dim = embed_dim // 4
     omega = 1. / temperature ** (torch.arange(pos_dim, dtype=torch.float32) / pos_dim)
-    k = torch.arange(int(w) * int(h))
-    a = (k // int(h)).float()[:, None] * omega[None]
-    b = (k % int(h)).float()[:, None] * omega[None]
+    k = torch.arange(w * h)     # w, h may be traced sizes (0-d tensors): the embedding then follows the input in the graph
+    a = (k // h).float()[:, None] * omega[None]
+    b = (k % h).float()[:, None] * omega[None]
     return torch.cat([a.sin(), a.cos(), b.sin(), b.cos()], dim=1)[None]
 
 # %% ../nbs/03b_encoder.ipynb #0c76a8bd
@@ -197,6 +198,7 @@ class HybridEncoder(nn.Module):
 def _pos_embed(self:HybridEncoder, idx:int, h:int, w:int)->torch.Tensor:
     "AIFI position embedding of level `idx` for an h x w map: the eval cache when it fits, else computed."
     cached = getattr(self, f'pos_embed{idx}', None)
+    if traced_dynamic_hw(self): cached = None       # an export with symbolic H, W computes it in the graph
     if not self.training and cached is not None and cached.shape[1] == h * w and self.eval_spatial_size[0] // self.feat_strides[idx] == h:
         return cached
     return build_2d_sincos_position_embedding(w, h, self.hidden_dim, self.pe_temperature)

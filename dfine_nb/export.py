@@ -101,6 +101,7 @@ class FusedDetector(nn.Module):
                  dynamic_input:bool=False): # keep H, W symbolic when traced
         super().__init__()
         self.model, self.post, self.dynamic_input = model, PostProcess(num_top_queries, keep_ratio), dynamic_input
+        for m in model.modules(): m.dynamic_hw = dynamic_input   # size-dependent constants computed in the graph (core.traced_dynamic_hw)
 
     def forward(self, images, orig_sizes):
         H, W = images.shape[2:]
