@@ -20,10 +20,13 @@ class Predictor:
     "Images (HWC uint8 RGB, one or a list) -> `Detections` (labels, xyxy boxes in original pixels, scores) for any runtime."
     def __init__(self, runtime:Runtime,     # from `export.open_runtime`
                  conf_thresh=0.5,           # a float, a list per class id, or a dict {class id or name: threshold}
-                 batch_size:int=8):         # images per call when the graph takes any batch size
+                 batch_size:int=8,          # images per call when the graph takes any batch size
+                 rect:bool|None=None):      # letterbox without grey bands (`export.dynamic_input`); None = as the file was exported
         self.runtime, m = runtime, runtime.meta
         self.H, self.W = m['img_size']
-        self.keep_ratio, self.rect = bool(m.get('keep_ratio', True)), bool(m.get('dynamic_input'))
+        self.keep_ratio, self.rect = bool(m.get('keep_ratio', True)), bool(m.get('dynamic_input') if rect is None else rect)
+        if self.rect and not runtime.any_input_size:
+            raise ValueError(f'{runtime.path}: rect=True needs a graph with symbolic H, W (export with export.dynamic_input=true)')
         self.label_to_name = {int(k): v for k, v in m.get('label_to_name', {}).items()}
         self.num_classes = int(m.get('num_classes') or len(self.label_to_name))
         self.batch_size = runtime.max_batch_size or batch_size
@@ -74,8 +77,9 @@ def __call__(self:Predictor, images, conf=None):
 def load_predictor(path, # .pt/.pth (torch), .onnx (ONNX Runtime), .xml (OpenVINO), .engine (TensorRT)
                    conf_thresh=None, # None: the saved best threshold of the experiment folder, else 0.5
                    batch_size:int=8, # images per call when the graph takes any batch size
+                   rect:bool|None=None, # letterbox without grey bands; None = as exported (`export.dynamic_input`)
                    **kw)->Predictor: # runtime options: device, precision, num_threads, amp, ...
     "The `Predictor` of a model file."
     rt = open_runtime(path, **kw)
     if conf_thresh is None: conf_thresh = load_best_threshold(Path(path).parent, default=0.5)
-    return Predictor(rt, conf_thresh, batch_size)
+    return Predictor(rt, conf_thresh, batch_size, rect)
