@@ -88,6 +88,7 @@ class Train:
     b_accum_steps: int = opt(1, 'gradient accumulation steps')
     num_workers: int = opt(2, 'data-loader worker processes (per GPU under DDP); 0 = load in the main process')
     num_threads: int = opt(0, 'torch CPU threads; 0 = chosen for the machine (new)')
+    channels_last: bool = opt(True, 'NHWC memory format for the model and batches: faster convolutions in training (new)')
     amp_enabled: bool = opt(True, 'mixed precision on GPU (bf16 where supported, else fp16); always off on CPU')
     clip_max_norm: float = opt(0.1, 'gradient-norm clipping, 0 disables')
     base_lr: Optional[float] = opt(None, 'learning rate of everything but the backbone; null = train.lrs[model_name]')

@@ -51,9 +51,11 @@ def param_groups(model:nn.Module, base_lr:float, backbone_lr:float, weight_decay
             for (bb, nd), ps in groups.items() if ps]
 
 def build_optimizer(model:nn.Module, cfg:Config) -> torch.optim.AdamW:
-    "AdamW over `param_groups` with the config's learning rates, decay and betas."
+    "AdamW over `param_groups` with the config's learning rates, decay and betas; the fused kernel when the parameters allow it."
     t = cfg.train
-    return torch.optim.AdamW(param_groups(model, t.base_lr, t.backbone_lr, t.weight_decay), lr=t.base_lr, betas=tuple(t.betas))
+    groups = param_groups(model, t.base_lr, t.backbone_lr, t.weight_decay)
+    fused = all(p.dtype == torch.float32 and p.device.type in ('cpu', 'cuda') for g in groups for p in g['params'])
+    return torch.optim.AdamW(groups, lr=t.base_lr, betas=tuple(t.betas), fused=fused)
 
 # %% ../nbs/06_train.ipynb #4245d24f
 def build_scheduler(opt:torch.optim.Optimizer, cfg:Config, total_steps:int):
@@ -205,7 +207,8 @@ def build_model(self:Trainer):
         rep = load_weights(m, src)
         if is_main(): logger.info(f'pretrained {src}: {rep}')
     freeze(m, t.freeze_backbone_stages, t.freeze_norm)
-    self.raw = m.to(self.device)
+    self.mem_format = torch.channels_last if t.channels_last else torch.preserve_format
+    self.raw = m.to(self.device, memory_format=self.mem_format)
     if self.world > 1:
         if self.device.type == 'cuda': self.raw = nn.SyncBatchNorm.convert_sync_batchnorm(self.raw)
         self.model = DDP_(self.raw, device_ids=[self.device.index] if self.device.type == 'cuda' else None, find_unused_parameters=False)
@@ -264,7 +267,7 @@ def train_epoch(self:Trainer, epoch:int, max_bad_batches:int=20, max_steps:int|N
     self.opt.zero_grad(set_to_none=True)
     for i, (images, targets) in enumerate(bar):
         if i >= nb: break
-        images = images.to(self.device, non_blocking=True)
+        images = images.to(self.device, non_blocking=True, memory_format=self.mem_format)
         tg = [{'labels': x['labels'].to(self.device), 'boxes': x['boxes'].to(self.device)} for x in targets]
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
@@ -496,7 +499,7 @@ def _use_hf(tr:Trainer):
     from dfine_nb.weights import hf_config
     cfg, t = tr.cfg, tr.cfg.train
     torch.manual_seed(t.seed)
-    tr.raw = tr.model = HFDetector(DFineForObjectDetection(hf_config(tr.raw.kwargs))).to(tr.device)
+    tr.raw = tr.model = HFDetector(DFineForObjectDetection(hf_config(tr.raw.kwargs))).to(tr.device, memory_format=tr.mem_format)
     tr.criterion = lambda out, targets: out
     tr.opt = build_optimizer(tr.raw, cfg)
     tr.sched = build_scheduler(tr.opt, cfg, t.epochs * tr.steps_per_epoch)
