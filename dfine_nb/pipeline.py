@@ -6,7 +6,7 @@
 __all__ = ['STEPS', 'DEMO_STEPS', 'write_config', 'run_notebook', 'run_step', 'main']
 
 # %% ../nbs/12_pipeline.ipynb #0bad0a4c
-import argparse, importlib, os, shutil, subprocess, sys, time
+import argparse, importlib, logging, os, shutil, subprocess, sys, time
 from pathlib import Path
 from .core import *
 
@@ -51,10 +51,14 @@ def run_step(step:str, config_path:str|None=None, overrides:list[str]=(), notebo
     "Run one pipeline step with the config at `config_path` plus `overrides`."
     if step not in STEPS: raise ValueError(f"unknown step '{step}'; choose from {', '.join(STEPS)}")
     cfg = load_config(config_path, overrides)
-    if step == 'train' and cfg.train.ddp.enabled and 'LOCAL_RANK' not in os.environ:   # DDP: torchrun starts the processes
-        from dfine_nb.train import launch_command
-        subprocess.run(launch_command(cfg, config_path, list(overrides)), check=True)
-        return exp_dir(cfg)
+    if step == 'train' and 'LOCAL_RANK' not in os.environ:   # several processes: torchrun starts them, each runs `dfine train`
+        from dfine_nb.train import launch_command, train_processes
+        t = cfg.train   # --notebook keeps one process unless DDP is asked for explicitly
+        n = t.ddp.n_gpus if t.ddp.enabled else 1 if notebook else train_processes(cfg)
+        if n > 1:
+            logger.info(f'training in {n} processes (torchrun, DistributedDataParallel)')
+            subprocess.run(launch_command(cfg, config_path, list(overrides), n), check=True)
+            return exp_dir(cfg)
     if notebook and STEPS[step][1]:
         return run_notebook(STEPS[step][1], config_path, list(overrides), exp_dir(cfg) / 'reports')
     return _fn(step)(cfg, **kw)
@@ -81,7 +85,7 @@ def main(argv:list[str]|None=None):
     "Entry point of the `dfine` command."
     if argv is None: _ensure_passive_openmp()
     a = _parser().parse_intermixed_args(argv)
-    setup_logging()
+    setup_logging(level=logging.INFO if int(os.environ.get('RANK', 0)) == 0 else logging.WARNING)   # torchrun: rank 0 speaks
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
     if a.step == 'config': write_config(load_config(cfg_path, a.overrides), a.out); return
     steps = DEMO_STEPS if a.step == 'demo' else [a.step]
