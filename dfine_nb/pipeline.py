@@ -53,8 +53,7 @@ def run_step(step:str, config_path:str|None=None, overrides:list[str]=(), notebo
     cfg = load_config(config_path, overrides)
     if step == 'train' and 'LOCAL_RANK' not in os.environ:   # several processes: torchrun starts them, each runs `dfine train`
         from dfine_nb.train import launch_command, train_processes
-        t = cfg.train   # --notebook keeps one process unless DDP is asked for explicitly
-        n = t.ddp.n_gpus if t.ddp.enabled else 1 if notebook else train_processes(cfg)
+        n = 1 if notebook and not cfg.train.ddp.enabled else train_processes(cfg)   # --notebook: one process unless DDP is asked for
         if n > 1:
             logger.info(f'training in {n} processes (torchrun, DistributedDataParallel)')
             subprocess.run(launch_command(cfg, config_path, list(overrides), n), check=True)
