@@ -58,7 +58,7 @@ class DDP:
     enabled: bool = opt(False, '`make train` / `dfine train` launch torchrun on n_gpus processes when true')
     n_gpus: int = opt(2, 'processes (GPUs) per node for torchrun')
     cpu_processes: int = opt(1, 'without a GPU, `dfine train` runs this many torchrun processes that share the cores and split batch_size '
-                                '(2 on 2 cores: 1.5x the images/s of one process; see 06 before making it the default) (new)')
+                                '(2 on 2 cores: 1.3-1.5x the images/s of one process; see 06 before making it the default) (new)')
 
 # %% ../nbs/00_core.ipynb #8f3ea91c
 SIZE_LRS = {'n': {'backbone_lr': 4e-4,    'base_lr': 8e-4},
