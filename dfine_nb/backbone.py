@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['get_activation', 'FrozenBatchNorm2d', 'freeze_batch_norm', 'fuse_conv_bn', 'conv_bn_to_conv', 'deploy_model',
-           'LearnableAffineBlock', 'ConvBNAct', 'LightConvBNAct', 'StemBlock', 'HG_Block', 'HG_Stage', 'HGNetv2',
-           'backbone_kwargs']
+           'batch_norm_train', 'LearnableAffineBlock', 'ConvBNAct', 'LightConvBNAct', 'StemBlock', 'HG_Block',
+           'HG_Stage', 'HGNetv2', 'backbone_kwargs']
 
 # %% ../nbs/03a_backbone.ipynb #05e04cc9
 import torch
@@ -92,6 +92,15 @@ def deploy_model(model:nn.Module)->nn.Module:
         if hasattr(m, 'convert_to_deploy'): m.convert_to_deploy()
     return model
 
+# %% ../nbs/03a_backbone.ipynb #f7ceb4e8
+def batch_norm_train(bn:nn.BatchNorm2d, x:torch.Tensor, weight:torch.Tensor, bias:torch.Tensor)->torch.Tensor:
+    "`bn(x)` in training mode with `weight` and `bias` in place of its own affine; running statistics updated as `BatchNorm2d` does."
+    f = 0.
+    if bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        f = 1. / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    return F.batch_norm(x, bn.running_mean, bn.running_var, weight, bias, True, f, bn.eps)
+
 # %% ../nbs/03a_backbone.ipynb #7120170a
 class LearnableAffineBlock(nn.Module):
     "`scale * x + bias` with two learnable scalars (stored as `[1]` tensors `scale` and `bias`)."
@@ -104,6 +113,7 @@ class LearnableAffineBlock(nn.Module):
 # %% ../nbs/03a_backbone.ipynb #8512cc62
 class ConvBNAct(nn.Module):
     "conv(k, stride, groups, no bias) -> BN -> [ReLU -> [LAB]]."
+    fold_lab = True    # in training, fold a positive LAB scale into the BN affine (same function, other rounding; see below)
     def __init__(self, in_chs:int, out_chs:int, kernel_size:int, stride:int=1, groups:int=1,
                  padding:int|None=None, # default (kernel_size-1)//2
                  use_act:bool=True,     # ReLU after the BN
@@ -114,7 +124,19 @@ class ConvBNAct(nn.Module):
         self.bn = nn.BatchNorm2d(out_chs)
         self.act = nn.ReLU() if use_act else nn.Identity()
         self.lab = LearnableAffineBlock() if use_act and use_lab else nn.Identity()
-    def forward(self, x): return self.lab(self.act(self.bn(self.conv(x))))
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.training and type(self.bn) is nn.BatchNorm2d and self.bn.affine and isinstance(self.act, nn.ReLU):
+            return self._train_bn_act(x)
+        return self.lab(self.act(self.bn(x)))
+
+    def _train_bn_act(self, x):
+        "The same in training, in fewer passes over the activations: ReLU in place, and a positive LAB scale folded into the BN affine."
+        bn, lab = self.bn, self.lab
+        if self.fold_lab and isinstance(lab, LearnableAffineBlock) and lab.scale.item() > 0:   # s * relu(z) == relu(s * z) for s > 0
+            return F.relu(batch_norm_train(bn, x, bn.weight * lab.scale, bn.bias * lab.scale), inplace=True) + lab.bias
+        return lab(F.relu(bn(x), inplace=True))                                # BN's backward does not need its output
 
 # %% ../nbs/03a_backbone.ipynb #c954cf7a
 class LightConvBNAct(nn.Module):
