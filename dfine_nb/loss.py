@@ -39,13 +39,23 @@ def box_xyxy_clamped(b:torch.Tensor) -> torch.Tensor:
     "cxcywh -> xyxy with w and h clamped at 0, as the authors' matcher and losses do. b: [..., 4] -> [..., 4]"
     return box_cxcywh_to_xyxy(torch.cat([b[..., :2], b[..., 2:].clamp(min=0)], -1))
 
+def _paired_terms(a:torch.Tensor, b:torch.Tensor):
+    "Intersection, union and enclosing-box area of matched xyxy pairs [K, 4], in torchvision's order of operations."
+    area_a, area_b = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    wh = (torch.min(a[:, 2:], b[:, 2:]) - torch.max(a[:, :2], b[:, :2])).clamp(min=0)
+    inter = wh[:, 0] * wh[:, 1]
+    hull = (torch.max(a[:, 2:], b[:, 2:]) - torch.min(a[:, :2], b[:, :2])).clamp(min=0)
+    return inter, area_a + area_b - inter, hull[:, 0] * hull[:, 1]
+
 def paired_iou(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
-    "IoU of matched pairs: a, b [K, 4] cxcywh -> [K] (diagonal of torchvision's box_iou)."
-    return box_iou(box_xyxy_clamped(a), box_xyxy_clamped(b)).diagonal()
+    "IoU of matched pairs: a, b [K, 4] cxcywh -> [K] (the diagonal of torchvision's box_iou, without the K x K matrix)."
+    inter, union, _ = _paired_terms(box_xyxy_clamped(a), box_xyxy_clamped(b))
+    return inter / union
 
 def paired_giou(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
-    "Generalised IoU of matched pairs: a, b [K, 4] cxcywh -> [K]."
-    return generalized_box_iou(box_xyxy_clamped(a), box_xyxy_clamped(b)).diagonal()
+    "Generalised IoU of matched pairs: a, b [K, 4] cxcywh -> [K] (the diagonal of torchvision's generalized_box_iou)."
+    inter, union, hull = _paired_terms(box_xyxy_clamped(a), box_xyxy_clamped(b))
+    return inter / union - (hull - union) / hull
 
 # %% ../nbs/04_loss.ipynb #3649f10f
 class HungarianMatcher(nn.Module):
