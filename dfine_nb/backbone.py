@@ -134,7 +134,8 @@ class ConvBNAct(nn.Module):
     def _train_bn_act(self, x):
         "The same in training, in fewer passes over the activations: ReLU in place, and a positive LAB scale folded into the BN affine."
         bn, lab = self.bn, self.lab
-        if self.fold_lab and isinstance(lab, LearnableAffineBlock) and lab.scale.item() > 0:   # s * relu(z) == relu(s * z) for s > 0
+        # s * relu(z) == relu(s * z) for s > 0; CPU only, where reading the scale costs nothing (on a GPU `.item()` would sync every layer)
+        if self.fold_lab and isinstance(lab, LearnableAffineBlock) and x.device.type == 'cpu' and lab.scale.item() > 0:
             return F.relu(batch_norm_train(bn, x, bn.weight * lab.scale, bn.bias * lab.scale), inplace=True) + lab.bias
         return lab(F.relu(bn(x), inplace=True))                                # BN's backward does not need its output
 
