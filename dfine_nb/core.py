@@ -57,8 +57,8 @@ class DDP:
     "Training on several processes through torchrun + DistributedDataParallel: GPUs when asked, and the cores of a CPU-only machine."
     enabled: bool = opt(False, '`make train` / `dfine train` launch torchrun on n_gpus processes when true')
     n_gpus: int = opt(2, 'processes (GPUs) per node for torchrun')
-    cpu_processes: int = opt(1, 'without a GPU, `dfine train` runs this many torchrun processes that share the cores and split batch_size '
-                                '(2 on 2 cores: 1.3-1.5x the images/s of one process; see 06 before making it the default) (new)')
+    cpu_processes: int = opt(2, 'without a GPU, `dfine train` runs this many torchrun processes that share the cores and split batch_size '
+                                '(at most one per core; 2 on 2 cores: 1.3-1.5x the images/s of one process, 06) (new)')
 
 # %% ../nbs/00_core.ipynb #8f3ea91c
 SIZE_LRS = {'n': {'backbone_lr': 4e-4,    'base_lr': 8e-4},
@@ -108,7 +108,7 @@ class Train:
     use_ema: bool = opt(True, 'keep an exponential moving average of the weights; it is evaluated and saved as best.pt')
     ema_momentum: float = opt(0.9998, 'EMA decay')
     ema_warmups: int = opt(2000, 'EMA decay ramps up as 1-exp(-step/ema_warmups) (new)')
-    loss: str = opt('vfl', 'classification loss: vfl (D-FINE), focal, or mal (DEIM) (new)')
+    loss: str = opt('mal', 'classification loss: mal (DEIM; takes off sooner from scratch, 06), vfl (the D-FINE authors), or focal (new)')
     label_smoothing: float = opt(0.0, 'label smoothing of the classification targets')
     mosaic_augs: MosaicAugs = opt(MosaicAugs(), 'mosaic augmentation')
     augs: Augs = opt(Augs(), 'per-sample augmentations')

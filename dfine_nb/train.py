@@ -386,7 +386,7 @@ def plot_curves(history:list[dict], path, metrics=('mAP_50', 'mAP_50_95', 'f1'))
     import matplotlib; matplotlib.use('Agg', force=False); import matplotlib.pyplot as plt
     df = pd.DataFrame(history)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for k in ('loss', 'loss_vfl', 'loss_bbox', 'loss_giou'):
+    for k in ('loss', 'loss_vfl', 'loss_mal', 'loss_focal', 'loss_bbox', 'loss_giou'):   # the classification term train.loss picked
         if k in df: a.plot(df.epoch, df[k], marker='.', label=k)
     a.set(xlabel='epoch', ylabel='train loss', yscale='log', title='training loss'); a.legend(); a.grid(alpha=.3)
     for k in metrics:
