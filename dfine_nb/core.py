@@ -67,8 +67,9 @@ SIZE_LRS = {'n': {'backbone_lr': 4e-4,    'base_lr': 8e-4},
             'l': {'backbone_lr': 6.25e-6, 'base_lr': 1.25e-4},
             'x': {'backbone_lr': 1.5e-6,  'base_lr': 1e-4}}
 
-# From scratch a randomly initialised backbone needs a far higher rate than a pretrained one (measured for N in 06)
-SCRATCH_LRS = {'n': {'backbone_lr': 3.2e-3, 'base_lr': 8e-4}}
+# From scratch a randomly initialised backbone needs a far higher rate than a pretrained one (measured for N and S in 06)
+SCRATCH_LRS = {'n': {'backbone_lr': 3.2e-3, 'base_lr': 8e-4},
+               's': {'backbone_lr': 3.2e-3, 'base_lr': 8e-4}}
 
 # %% ../nbs/00_core.ipynb #ee5f3438
 @dataclass

@@ -56,7 +56,7 @@ def run_step(step:str, config_path:str|None=None, overrides:list[str]=(), notebo
         n = 1 if notebook and not cfg.train.ddp.enabled else train_processes(cfg)   # --notebook: one process unless DDP is asked for
         if n > 1:
             logger.info(f'training in {n} processes (torchrun, DistributedDataParallel)')
-            subprocess.run(launch_command(cfg, config_path, list(overrides), n), check=True)
+            subprocess.run(launch_command(cfg, config_path, list(overrides), n), check=True, env={**os.environ, 'DFINE_NB_LAUNCHED': '1'})
             return exp_dir(cfg)
     if notebook and STEPS[step][1]:
         return run_notebook(STEPS[step][1], config_path, list(overrides), exp_dir(cfg) / 'reports')
@@ -88,7 +88,9 @@ def main(argv:list[str]|None=None):
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
     if a.step == 'config': write_config(load_config(cfg_path, a.overrides), a.out); return
     steps = DEMO_STEPS if a.step == 'demo' else [a.step]
+    banners = not os.environ.get('DFINE_NB_LAUNCHED')   # the processes `dfine train` starts leave the step banners to it
     for s in steps:
-        t0 = time.time(); logger.info(f'== {s} ==')
+        t0 = time.time()
+        if banners: logger.info(f'== {s} ==')
         run_step(s, cfg_path, a.overrides, notebook=a.notebook)
-        logger.info(f'== {s} done in {time.time() - t0:.0f} s ==')
+        if banners: logger.info(f'== {s} done in {time.time() - t0:.0f} s ==')
