@@ -33,7 +33,7 @@ if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=$n; fi    # timeout or crash: c
 if [[ $rc -eq 0 ]]; then
   out=$(mktemp -d)
   if papermill nbs/00_core.ipynb "$out/core.ipynb" --cwd nbs --no-progress-bar -y 'overrides: [train.epochs=3, model_name=s]' >"$out/log" 2>&1 \
-     && python -c "import json,sys; nb=json.load(open('$out/core.ipynb')); src=''.join(''.join(c['source']) for c in nb['cells']); outs=json.dumps(nb['cells']); sys.exit(0 if 'injected-parameters' in json.dumps([c['metadata'] for c in nb['cells']]) and \"'s', [320, 320], 0.00025\" in outs else 1)"; then
+     && python -c "import json,sys; nb=json.load(open('$out/core.ipynb')); src=''.join(''.join(c['source']) for c in nb['cells']); outs=json.dumps(nb['cells']); sys.exit(0 if 'injected-parameters' in json.dumps([c['metadata'] for c in nb['cells']]) and \"'s', [320, 320], 0.0008\" in outs else 1)"; then
     echo "papermill run with overrides: ok"
   else
     cat "$out/log" | tail -20; echo "papermill run with overrides: FAILED"; rc=1; failed=$((failed+1))
