@@ -92,11 +92,23 @@ class RepNCSPELAN4(nn.Module):
                                  ConvNormLayer_fuse(c4, c4, 3, 1, bias=bias, act=act))
         self.cv4 = ConvNormLayer_fuse(c3 + 2 * c4, c2, 1, 1, bias=bias, act=act)
 
-    def forward(self, x):
-        y = list(self.cv1(x).split((self.c, self.c), dim=1))
+    def forward(self, x): return self._from_cv1(self.cv1(x))
+
+    def _from_cv1(self, z):
+        y = list(z.split((self.c, self.c), dim=1))
         y.append(self.cv2(y[-1]))
         y.append(self.cv3(y[-1]))
         return self.cv4(torch.cat(y, dim=1))
+
+    def forward_up(self, top, lat):
+        "`forward(cat([up2(top), lat]))` with up2 the nearest x2 upsampling, as the FPN calls it."
+        conv = getattr(self.cv1, 'conv_bn_fused', None)   # deployed: cv1 is one biased 1x1 conv
+        if conv is None or conv.kernel_size != (1, 1) or conv.stride != (1, 1):
+            return self(torch.cat([F.interpolate(top, scale_factor=2., mode='nearest'), lat], dim=1))
+        c = top.shape[1]
+        z = (F.interpolate(F.conv2d(top, conv.weight[:, :c]), scale_factor=2., mode='nearest')
+             + F.conv2d(lat, conv.weight[:, c:], conv.bias))
+        return self._from_cv1(self.cv1.act(z))
 
 # %% ../nbs/03b_encoder.ipynb #aeee27b2
 class SCDown(nn.Module):
@@ -223,8 +235,7 @@ def _fpn_pan(self:HybridEncoder, feats:list)->list:
     for j, idx in enumerate(range(L - 1, 0, -1)):
         top = self.lateral_convs[j](inner[0])
         inner[0] = top
-        up = F.interpolate(top, scale_factor=2., mode='nearest')
-        inner.insert(0, self.fpn_blocks[j](torch.cat([up, feats[idx - 1]], dim=1)))
+        inner.insert(0, self.fpn_blocks[j].forward_up(top, feats[idx - 1]))   # fpn_block(cat([up2(top), finer]))
     outs = [inner[0]]
     for j in range(L - 1):
         down = self.downsample_convs[j](outs[-1])
