@@ -25,6 +25,7 @@ from .core import Config, Detections, logger, exp_dir, latest_exp_dir, resolve_p
 from .data import letterbox, read_split, read_image, sample_image
 from .weights import safe_load, unwrap_checkpoint, load_weights
 from .model import build_model, dfine_from_kwargs, PostProcess
+from .encoder import HybridEncoder
 from .train import model_meta, num_classes, save_checkpoint
 
 # %% ../nbs/07_export.ipynb #c7feb3de
@@ -161,10 +162,15 @@ def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
     args = (torch.rand(n, 3, H, W), torch.tensor([[W, H], [W * 2, H]])[:n])
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     t = time.time()
+    encoders = [m for m in fused.modules() if isinstance(m, HybridEncoder)]
     with warnings.catch_warnings(record=True) as ws, torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter('always')
-        torch.onnx.export(fused, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
-                          input_names=['images', 'orig_sizes'], output_names=['labels', 'boxes', 'scores'], dynamic_axes=dyn or None)
+        try:
+            for m in encoders: m.sliced_concats = True       # the graph form without Split/Concat in the FPN/PAN (03b)
+            torch.onnx.export(fused, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
+                              input_names=['images', 'orig_sizes'], output_names=['labels', 'boxes', 'scores'], dynamic_axes=dyn or None)
+        finally:
+            for m in encoders: del m.sliced_concats           # back to the class default (torch eager's form)
     onnx.checker.check_model(str(path), full_check=True)
     tool = simplify_onnx(path) if simplify else 'none'
     m = onnx.load(str(path))
