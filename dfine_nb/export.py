@@ -170,7 +170,7 @@ def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
             torch.onnx.export(fused, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
                               input_names=['images', 'orig_sizes'], output_names=['labels', 'boxes', 'scores'], dynamic_axes=dyn or None)
         finally:
-            for m in encoders: del m.sliced_concats           # back to the class default (torch eager's form)
+            for m in encoders: vars(m).pop('sliced_concats', None)   # back to the class default (torch eager's form)
     onnx.checker.check_model(str(path), full_check=True)
     tool = simplify_onnx(path) if simplify else 'none'
     m = onnx.load(str(path))
