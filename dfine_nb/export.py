@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['META_KEY', 'OV_PRECISIONS', 'RUNTIMES', 'PARITY_TOL', 'DYNAMIC_INPUT_WARNING', 'random_checkpoint', 'checkpoint_meta',
            'load_checkpoint', 'rect_size', 'preprocess', 'FusedDetector', 'export_meta', 'parse_meta', 'simplify_onnx',
-           'export_onnx', 'export_openvino', 'Runtime', 'TorchRuntime', 'OnnxRuntime', 'OpenVINORuntime',
+           'fold_pads', 'export_onnx', 'export_openvino', 'Runtime', 'TorchRuntime', 'OnnxRuntime', 'OpenVINORuntime',
            'import_tensorrt', 'tensorrt_available', 'keep_fp32', 'export_tensorrt', 'TensorRTRuntime', 'open_runtime',
            'compare_detections', 'ParityError', 'parity_check', 'assert_parity', 'parity_images', 'export']
 
@@ -145,6 +145,39 @@ def simplify_onnx(path)->str:
     Path(path + '.opt').replace(path)
     return 'onnxruntime-basic'
 
+def fold_pads(m:onnx.ModelProto)->int:
+    "Fold constant zero `Pad`s of H and W into the `pads` of the Conv / MaxPool nodes that read them (in place); returns how many."
+    g = m.graph
+    inits, prod, users = {i.name: i for i in g.initializer}, {o: n for n in g.node for o in n.output}, {}
+    for n in g.node:
+        for i in n.input: users.setdefault(i, []).append(n)
+    const = lambda name: onnx.numpy_helper.to_array(inits[name]) if name in inits else None
+    attr = lambda n, k, d=None: next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == k), d)
+    def foldable(pad, c, hw):
+        if attr(c, 'auto_pad', b'NOTSET') != b'NOTSET' or c.input[0] != pad.output[0]: return False
+        if c.op_type == 'Conv': return True
+        if c.op_type != 'MaxPool' or getattr(prod.get(pad.input[0]), 'op_type', None) != 'Relu': return False
+        k = attr(c, 'kernel_shape')           # -inf padding == zero padding on a ReLU output when no window is all padding
+        return all(p < kk for p, kk in zip(hw, k + k)) and (attr(c, 'ceil_mode', 0) == 0 or set(attr(c, 'strides', [1])) == {1})
+    folded = []
+    for pad in [n for n in g.node if n.op_type == 'Pad' and attr(n, 'mode', b'constant') == b'constant']:
+        pads = const(pad.input[1]) if len(pad.input) > 1 else None
+        fill = const(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else 0
+        if pads is None or fill is None or len(pad.input) > 3 or len(pads) != 8 or np.any(fill != 0): continue
+        if np.any(pads[[0, 1, 4, 5]] != 0) or np.any(pads < 0) or any(o.name == pad.output[0] for o in g.output): continue
+        hw = [int(p) for p in pads[[2, 3, 6, 7]]]
+        cons = users.get(pad.output[0], [])
+        if not cons or not all(foldable(pad, c, hw) for c in cons): continue
+        for c in cons:
+            new = [a + b for a, b in zip(attr(c, 'pads', [0] * 4), hw)]
+            for a in [a for a in c.attribute if a.name == 'pads']: c.attribute.remove(a)
+            c.attribute.append(onnx.helper.make_attribute('pads', new)); c.input[0] = pad.input[0]
+        folded.append(pad)
+    for p in folded: g.node.remove(p)
+    used = {i for n in g.node for i in n.input}
+    for i in [i for i in g.initializer if i.name not in used and any(i.name == p.input[1] for p in folded)]: g.initializer.remove(i)
+    return len(folded)
+
 def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
                 path, # output .onnx
                 img_size:Sequence[int], # network (h, w)
@@ -174,11 +207,12 @@ def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
     onnx.checker.check_model(str(path), full_check=True)
     tool = simplify_onnx(path) if simplify else 'none'
     m = onnx.load(str(path))
+    n_pads = fold_pads(m)
     onnx.checker.check_model(m, full_check=True)
     if meta is not None: onnx.helper.set_model_props(m, {META_KEY: json.dumps(meta)})
     onnx.save(m, str(path))
     logger.info(f'ONNX: {path} ({path.stat().st_size / 2**20:.1f} MB, {len(m.graph.node)} nodes, opset {opset}, '
-                f'simplified by {tool}, {len(ws)} tracer warnings, {time.time() - t:.1f} s)')
+                f'simplified by {tool}, {n_pads} Pads folded, {len(ws)} tracer warnings, {time.time() - t:.1f} s)')
     return path
 
 # %% ../nbs/07_export.ipynb #3473c5be
