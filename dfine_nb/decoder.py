@@ -95,6 +95,7 @@ def value_maps(maps,       # projected levels, [B, d, h, w] each
 # %% ../nbs/03c_decoder.ipynb #c3fdf500
 class MSDeformableAttention(nn.Module):
     "Deformable cross-attention with `num_points` (int or per-level list) sampling points per head and level."
+    grid_form = False   # the export's form of the sampling grid (below); 07 sets it while exporting
     def __init__(self, embed_dim=256, num_heads=8, num_levels=4, num_points=4, method='default', offset_scale=0.5):
         super().__init__()
         if method != 'default': raise NotImplementedError(f'cross_attn_method {method!r}: only "default" is implemented')
@@ -118,17 +119,12 @@ class MSDeformableAttention(nn.Module):
         with torch.no_grad(): self.sampling_offsets.bias.copy_((grid[:, None, :] * dist[None, :, None]).flatten())
         nn.init.zeros_(self.attention_weights.weight); nn.init.zeros_(self.attention_weights.bias)
 
-    def convert_to_deploy(self):
-        "Replace `sampling_offsets` by `grid_offsets`: the same Linear with the scales folded in and its outputs ordered x-block, y-block."
-        if not hasattr(self, 'sampling_offsets'): return
+    def grid_offsets(self):
+        "`sampling_offsets` (weight, bias) with the scales folded in and the outputs ordered x-block, y-block (the export's form, below)."
         H, P, lin = self.num_heads, self.total_points, self.sampling_offsets
         s = (2 * self.offset_scale * self.num_points_scale).to(lin.weight)[None, :, None]   # grid units (x2) per point
         w, b = lin.weight.reshape(H, P, 2, -1) * s[..., None], lin.bias.reshape(H, P, 2) * s
-        self.grid_offsets = nn.Linear(lin.in_features, lin.out_features, device=lin.weight.device, dtype=lin.weight.dtype)
-        with torch.no_grad():
-            self.grid_offsets.weight.copy_(w.permute(2, 0, 1, 3).reshape(lin.weight.shape))
-            self.grid_offsets.bias.copy_(b.permute(2, 0, 1).reshape(-1))
-        del self.sampling_offsets
+        return w.permute(2, 0, 1, 3).reshape(lin.weight.shape), b.permute(2, 0, 1).reshape(-1)
 
 # %% ../nbs/03c_decoder.ipynb #f781d2b9
 @patch
@@ -137,15 +133,15 @@ def forward(self:MSDeformableAttention, query, reference_points, value, spatial_
     B, Lq, _ = query.shape
     H, P = self.num_heads, self.total_points
     attn = F.softmax(self.attention_weights(query).reshape(B, Lq, H, P), dim=-1)
-    if hasattr(self, 'sampling_offsets'):
+    if not self.grid_form:
         off = self.sampling_offsets(query).reshape(B, Lq, H, P, 2)
         ref = reference_points[:, :, None]                                  # [B, Lq, 1, 1, 4]
         scale = self.num_points_scale.to(query.dtype)[:, None]              # [P, 1]
         loc = ref[..., :2] + off * scale * ref[..., 2:] * self.offset_scale  # [B, Lq, H, P, 2]
         grid = (2 * loc - 1).permute(0, 2, 1, 3, 4).flatten(0, 1)           # [B*H, Lq, P, 2]
-    else:                                                                   # deployed: same grid, see below
+    else:                                                                   # same grid, the export's form (below)
         ref = reference_points[:, :, 0, :, None, None]                      # [B, Lq, 4, 1, 1]
-        off = self.grid_offsets(query).reshape(B, Lq, 2, H, P)
+        off = F.linear(query, *self.grid_offsets()).reshape(B, Lq, 2, H, P)
         grid = (off * ref[:, :, 2:] + (2 * ref[:, :, :2] - 1)).permute(0, 3, 1, 4, 2).flatten(0, 1)
     attn = attn.permute(0, 2, 1, 3).reshape(B * H, 1, Lq, P).split(self.num_points_list, dim=-1)
     out = functools.reduce(torch.add, ((F.grid_sample(v, g, mode='bilinear', padding_mode='zeros', align_corners=False) * a).sum(-1)  # [B*H, hd, Lq] per level

@@ -26,6 +26,7 @@ from .data import letterbox, read_split, read_image, sample_image
 from .weights import safe_load, unwrap_checkpoint, load_weights
 from .model import build_model, dfine_from_kwargs, PostProcess
 from .encoder import HybridEncoder
+from .decoder import MSDeformableAttention
 from .train import model_meta, num_classes, save_checkpoint
 
 # %% ../nbs/07_export.ipynb #c7feb3de
@@ -195,15 +196,16 @@ def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
     args = (torch.rand(n, 3, H, W), torch.tensor([[W, H], [W * 2, H]])[:n])
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    encoders = [m for m in fused.modules() if isinstance(m, HybridEncoder)]
+    forms = [(m, 'sliced_concats') for m in fused.modules() if isinstance(m, HybridEncoder)] + \
+            [(m, 'grid_form') for m in fused.modules() if isinstance(m, MSDeformableAttention)]
     with warnings.catch_warnings(record=True) as ws, torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter('always')
         try:
-            for m in encoders: m.sliced_concats = True       # the graph form without Split/Concat in the FPN/PAN (03b)
+            for m, k in forms: setattr(m, k, True)     # the graph forms: no Split/Concat in the FPN/PAN (03b), the folded grid (03c)
             torch.onnx.export(fused, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
                               input_names=['images', 'orig_sizes'], output_names=['labels', 'boxes', 'scores'], dynamic_axes=dyn or None)
         finally:
-            for m in encoders: vars(m).pop('sliced_concats', None)   # back to the class default (torch eager's form)
+            for m, k in forms: vars(m).pop(k, None)   # back to the class defaults (torch eager's forms)
     onnx.checker.check_model(str(path), full_check=True)
     tool = simplify_onnx(path) if simplify else 'none'
     m = onnx.load(str(path))
