@@ -89,9 +89,10 @@ def conv1x1_parts(xs:list, # tensors whose channel concat is the input of `conv`
         raise ValueError(f'conv1x1_parts needs a biased 1x1 conv with stride 1, got {conv}')
     o1, i0, y = conv.out_channels if o1 is None else o1, 0, None
     for k, x in enumerate(xs):
-        t = F.conv2d(x, conv.weight[o0:o1, i0:i0 + x.shape[1]], conv.bias[o0:o1] if k == len(xs) - 1 else None)
+        c = int(x.shape[1])   # a python int: an export with a dynamic batch axis slices the weights by constants, folded away
+        t = F.conv2d(x, conv.weight[o0:o1, i0:i0 + c], conv.bias[o0:o1] if k == len(xs) - 1 else None)
         if k == 0 and up_first: t = F.interpolate(t, scale_factor=2., mode='nearest')   # a 1x1 conv commutes with it
-        y, i0 = t if y is None else y + t, i0 + x.shape[1]
+        y, i0 = t if y is None else y + t, i0 + c
     if i0 != conv.in_channels: raise ValueError(f'inputs have {i0} channels, the conv takes {conv.in_channels}')
     return y
 

@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['META_KEY', 'OV_PRECISIONS', 'RUNTIMES', 'PARITY_TOL', 'DYNAMIC_INPUT_WARNING', 'random_checkpoint', 'checkpoint_meta',
            'load_checkpoint', 'rect_size', 'preprocess', 'FusedDetector', 'export_meta', 'parse_meta', 'simplify_onnx',
-           'fold_pads', 'export_onnx', 'export_openvino', 'Runtime', 'TorchRuntime', 'OnnxRuntime', 'OpenVINORuntime',
-           'import_tensorrt', 'tensorrt_available', 'keep_fp32', 'export_tensorrt', 'TensorRTRuntime', 'open_runtime',
-           'compare_detections', 'ParityError', 'parity_check', 'assert_parity', 'parity_images', 'export']
+           'fold_pads', 'fold_linear_convs', 'export_onnx', 'export_openvino', 'Runtime', 'TorchRuntime', 'OnnxRuntime',
+           'OpenVINORuntime', 'import_tensorrt', 'tensorrt_available', 'keep_fp32', 'export_tensorrt',
+           'TensorRTRuntime', 'open_runtime', 'compare_detections', 'ParityError', 'parity_check', 'assert_parity',
+           'parity_images', 'export']
 
 # %% ../nbs/07_export.ipynb #efe249e4
 import contextlib, hashlib, json, math, time, warnings
@@ -146,14 +147,25 @@ def simplify_onnx(path)->str:
     Path(path + '.opt').replace(path)
     return 'onnxruntime-basic'
 
+def _attr(n, k, d=None): return next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == k), d)
+
+def _users(g)->dict:
+    "{tensor name: the nodes that read it}"
+    users = {}
+    for n in g.node:
+        for i in n.input: users.setdefault(i, []).append(n)
+    return users
+
+def _drop_unused_initializers(g):
+    used = {i for n in g.node for i in n.input}
+    for i in [i for i in g.initializer if i.name not in used]: g.initializer.remove(i)
+
 def fold_pads(m:onnx.ModelProto)->int:
     "Fold constant zero `Pad`s of H and W into the `pads` of the Conv / MaxPool nodes that read them (in place); returns how many."
     g = m.graph
-    inits, prod, users = {i.name: i for i in g.initializer}, {o: n for n in g.node for o in n.output}, {}
-    for n in g.node:
-        for i in n.input: users.setdefault(i, []).append(n)
+    inits, prod, users = {i.name: i for i in g.initializer}, {o: n for n in g.node for o in n.output}, _users(g)
     const = lambda name: onnx.numpy_helper.to_array(inits[name]) if name in inits else None
-    attr = lambda n, k, d=None: next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == k), d)
+    attr = _attr
     def foldable(pad, c, hw):
         if attr(c, 'auto_pad', b'NOTSET') != b'NOTSET' or c.input[0] != pad.output[0]: return False
         if c.op_type == 'Conv': return True
@@ -175,10 +187,46 @@ def fold_pads(m:onnx.ModelProto)->int:
             c.attribute.append(onnx.helper.make_attribute('pads', new)); c.input[0] = pad.input[0]
         folded.append(pad)
     for p in folded: g.node.remove(p)
-    used = {i for n in g.node for i in n.input}
-    for i in [i for i in g.initializer if i.name not in used and any(i.name == p.input[1] for p in folded)]: g.initializer.remove(i)
+    _drop_unused_initializers(g)
     return len(folded)
 
+# %% ../nbs/07_export.ipynb #c181935d
+def _pointwise(n, inits)->bool:
+    "A plain 1x1 Conv (no group, padding or dilation) with a constant weight: `W x + b` at every (strided) pixel."
+    return (n.op_type == 'Conv' and n.input[1] in inits and list(inits[n.input[1]].dims[2:]) == [1, 1] and _attr(n, 'group', 1) == 1
+            and _attr(n, 'auto_pad', b'NOTSET') == b'NOTSET' and not any(_attr(n, 'pads', [])) and set(_attr(n, 'dilations', [1])) <= {1})
+
+def fold_linear_convs(m:onnx.ModelProto)->int:
+    "Fold each 1x1 Conv whose output only 1x1 Convs (and Shapes) read into those Convs, where that saves multiply-adds (in place); returns how many."
+    g, folded = m.graph, 0
+    arr = lambda inits, name: onnx.numpy_helper.to_array(inits[name]).astype(np.float64)
+    while True:
+        inits, users, outs = {i.name: i for i in g.initializer}, _users(g), {o.name for o in g.output}
+        def foldable(a):
+            cons = users.get(a.output[0], [])
+            if not _pointwise(a, inits) or set(_attr(a, 'strides', [1])) != {1} or a.output[0] in outs or not cons: return False
+            c1, c0 = inits[a.input[1]].dims[:2]
+            convs = [c for c in cons if c.op_type != 'Shape' or c1 != c0]         # a Shape reads the same shape from a's input when c1 == c0
+            if not all(_pointwise(c, inits) and c.input[0] == a.output[0] for c in convs): return False
+            cb = sum(inits[c.input[1]].dims[0] for c in convs)
+            return cb * c0 < c1 * c0 + cb * c1                                   # multiply-adds per pixel, after < before
+        a = next((a for a in g.node if foldable(a)), None)
+        if a is None: break
+        wa = arr(inits, a.input[1])[:, :, 0, 0]                                  # [C1, C0]
+        ba = arr(inits, a.input[2]) if len(a.input) > 2 and a.input[2] else np.zeros(len(wa))
+        for c in users[a.output[0]]:
+            if c.op_type == 'Shape': c.input[0] = a.input[0]; continue
+            wc = arr(inits, c.input[1])[:, :, 0, 0]                              # [Cb, C1]
+            bc = arr(inits, c.input[2]) if len(c.input) > 2 and c.input[2] else 0.
+            w, b = f'{c.output[0]}/folded_w', f'{c.output[0]}/folded_b'
+            g.initializer.extend([onnx.numpy_helper.from_array((wc @ wa)[:, :, None, None].astype(np.float32), w),
+                                  onnx.numpy_helper.from_array((wc @ ba + bc).astype(np.float32), b)])
+            c.input[:] = [a.input[0], w, b]
+        g.node.remove(a); folded += 1
+    _drop_unused_initializers(g)
+    return folded
+
+# %% ../nbs/07_export.ipynb #bc3f470a
 def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
                 path, # output .onnx
                 img_size:Sequence[int], # network (h, w)
@@ -209,12 +257,12 @@ def export_onnx(fused:FusedDetector, # from `FusedDetector.from_checkpoint`
     onnx.checker.check_model(str(path), full_check=True)
     tool = simplify_onnx(path) if simplify else 'none'
     m = onnx.load(str(path))
-    n_pads = fold_pads(m)
+    n_pads, n_convs = fold_pads(m), fold_linear_convs(m)
     onnx.checker.check_model(m, full_check=True)
     if meta is not None: onnx.helper.set_model_props(m, {META_KEY: json.dumps(meta)})
     onnx.save(m, str(path))
     logger.info(f'ONNX: {path} ({path.stat().st_size / 2**20:.1f} MB, {len(m.graph.node)} nodes, opset {opset}, '
-                f'simplified by {tool}, {n_pads} Pads folded, {len(ws)} tracer warnings, {time.time() - t:.1f} s)')
+                f'simplified by {tool}, {n_pads} Pads and {n_convs} 1x1 convs folded, {len(ws)} tracer warnings, {time.time() - t:.1f} s)')
     return path
 
 # %% ../nbs/07_export.ipynb #3473c5be
