@@ -157,8 +157,9 @@ def process_batch_size(cfg:Config, device:torch.device, world:int) -> int:
 
 def launch_command(cfg:Config, config_path:str|None, overrides:list[str], nproc:int|None=None) -> list[str]:
     "The torchrun command line that trains `cfg` on `nproc` processes (default `train_processes(cfg)`)."
-    exe = shutil.which('dfine') or 'dfine'
-    return ['torchrun', f'--nproc_per_node={nproc or train_processes(cfg)}', '--standalone', exe, 'train',
+    here = Path(sys.executable).parent      # this environment's scripts first: `.venv/bin/dfine` works without an activated venv
+    tool = lambda name: str(here / name) if (here / name).is_file() else shutil.which(name) or name
+    return [tool('torchrun'), f'--nproc_per_node={nproc or train_processes(cfg)}', '--standalone', tool('dfine'), 'train',
             *(['--config', str(config_path)] if config_path else []), *overrides]
 
 # %% ../nbs/06_train.ipynb #1aba2bee
