@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
-# glibc keeps big activation buffers instead of returning them to the OS on every call (reference/env.md §2)
-export OMP_WAIT_POLICY ?= PASSIVE
+# glibc keeps big activation buffers instead of returning them to the OS on every call (reference/env.md §2).
+# OpenMP's wait policy is left alone: `dfine train` sets PASSIVE for itself, inference runs faster with the default (12_pipeline).
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
 .PHONY: install demo test train export bench clean-env help

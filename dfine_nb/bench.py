@@ -6,7 +6,7 @@
 __all__ = ['BENCH_FILES', 'bench_files', 'split_images', 'bench_accuracy', 'bench_latency', 'bench', 'plot_bench']
 
 # %% ../nbs/09_bench.ipynb #72864e92
-import time
+import os, time
 from pathlib import Path
 from typing import Optional, Sequence
 import numpy as np
@@ -86,6 +86,9 @@ def bench(cfg:Config, # the experiment folder of the config holds best.pt and it
         if unknown: raise ValueError(f'unknown backends {sorted(unknown)}; expected some of {list(BENCH_FILES)}')
         files = {k: v for k, v in files.items() if k in backends or k == 'torch'}
     tune_malloc()
+    policy = os.environ.get('OMP_WAIT_POLICY', '').upper()
+    if policy in ('PASSIVE', 'ACTIVE'): logger.warning(f'OMP_WAIT_POLICY={policy}: torch eager latency is not representative ('
+        + ('1.7x slower: its threads sleep between parallel regions' if policy == 'PASSIVE' else 'its threads spin after it and slow the runtimes benched next') + '); unset it for the bench')
     images, gts, _ = split_images(cfg, split, max_images)
     thr = load_best_threshold(exp, default=cfg.train.conf_thresh)
     rows = []

@@ -56,7 +56,8 @@ def run_step(step:str, config_path:str|None=None, overrides:list[str]=(), notebo
         n = 1 if notebook and not cfg.train.ddp.enabled else train_processes(cfg)   # --notebook: one process unless DDP is asked for
         if n > 1:
             logger.info(f'training in {n} processes (torchrun, DistributedDataParallel)')
-            subprocess.run(launch_command(cfg, config_path, list(overrides), n), check=True, env={**os.environ, 'DFINE_NB_LAUNCHED': '1'})
+            env = {**os.environ, 'DFINE_NB_LAUNCHED': '1', 'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}   # below
+            subprocess.run(launch_command(cfg, config_path, list(overrides), n), check=True, env=env)
             return exp_dir(cfg)
     if notebook and STEPS[step][1]:
         return run_notebook(STEPS[step][1], config_path, list(overrides), exp_dir(cfg) / 'reports')
@@ -75,7 +76,7 @@ def _parser():
     return p
 
 def _ensure_passive_openmp():
-    "Re-execute the `dfine` command once with `OMP_WAIT_POLICY=PASSIVE` unless the user chose a policy."
+    "Re-execute the `dfine train` command once with `OMP_WAIT_POLICY=PASSIVE` unless the user chose a policy."
     if os.environ.get('OMP_WAIT_POLICY') or Path(sys.argv[0]).name != 'dfine': return
     os.environ['OMP_WAIT_POLICY'] = 'PASSIVE'
     os.execv(sys.argv[0], sys.argv)
@@ -85,8 +86,8 @@ USER_ERRORS = (ConfigError, FileNotFoundError, NotImplementedError)
 
 def main(argv:list[str]|None=None):
     "Entry point of the `dfine` command."
-    if argv is None: _ensure_passive_openmp()
     a = _parser().parse_intermixed_args(argv)
+    if argv is None and a.step == 'train': _ensure_passive_openmp()   # training only: see below
     setup_logging(level=logging.INFO if int(os.environ.get('RANK', 0)) == 0 else logging.WARNING)   # torchrun: rank 0 speaks
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
     if a.step == 'config': write_config(load_config(cfg_path, a.overrides), a.out); return

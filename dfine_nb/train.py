@@ -41,7 +41,7 @@ def configure_threads(n:int=0) -> int:
     torch.set_num_threads(n)
     if n > 1 and os.environ.get('OMP_WAIT_POLICY', '').upper() != 'PASSIVE':
         logger.warning('OMP_WAIT_POLICY is not PASSIVE: with %d threads, CPU training can slow down several-fold when another process '
-                       'is busy. Use the `dfine` command or `make`, or export OMP_WAIT_POLICY=PASSIVE before starting Python.', n)
+                       'is busy. Use `dfine train` or `make train`, or export OMP_WAIT_POLICY=PASSIVE before starting Python.', n)
     return n
 
 def tune_malloc(mmap_threshold:int=32 << 20, trim_threshold:int=1 << 30) -> bool:
