@@ -26,6 +26,7 @@ BENCH_FILES = {  # backend: (file in the experiment folder, runtime options)
     'onnxruntime':   ('model.onnx', {}),
     'openvino':      ('model.xml', {'precision': 'f32'}),
     'openvino_fp16': ('model_fp16.xml', {'precision': 'f32'}),
+    'openvino_int8': ('model_int8.xml', {'precision': 'f32'}),   # 10_int8; its float parts in f32
     'tensorrt':      ('model.engine', {}),
 }
 
