@@ -21,7 +21,7 @@ STEPS = {  # name: (function 'module:attr', notebook, what it does)
     'infer':        ('dfine_nb.infer:infer',             '11_infer.ipynb',     'run on a folder of images or videos'),
     'check_errors': ('dfine_nb.infer:check_errors',      '11_infer.ipynb',     'save false positives and false negatives for review'),
 }
-DEMO_STEPS = ['data', 'train', 'export', 'bench', 'infer']   # int8 is left out: its accuracy control can take long
+DEMO_STEPS = ['data', 'train', 'export', 'bench', 'infer', 'check_errors']   # int8 is left out: its accuracy control can take long
 
 def _fn(step:str):
     mod, attr = STEPS[step][0].split(':')
