@@ -30,10 +30,12 @@ def crop_box(box, w:int, h:int, pad_w:float=0.05, pad_h:float=0.05)->tuple:
     return (max(0, int(np.floor(x1 - pw))), max(0, int(np.floor(y1 - ph))), min(w, int(np.ceil(x2 + pw))), min(h, int(np.ceil(y2 + ph))))
 
 # %% ../nbs/11_infer.ipynb #2527ce9b
-def save_outputs(img:np.ndarray, dets:Detections, out:Path, stem:str, names:dict, cfg:Config)->list:
-    "Write the drawn image, the YOLO labels and the crops of one image (or frame); returns its CSV rows."
+def save_outputs(img:np.ndarray, dets:Detections, out:Path, stem:str, names:dict, cfg:Config,
+                 save_image:bool=True)->tuple: # False for video frames: the drawn frame goes into the video instead
+    "Write the drawn image, the YOLO labels and the crops of one image (or frame); returns (CSV rows, drawn BGR image)."
     h, w = img.shape[:2]
-    cv2.imwrite(str(out / 'images' / f'{stem}.jpg'), cv2.cvtColor(draw_detections(img, dets, names), cv2.COLOR_RGB2BGR))
+    drawn = cv2.cvtColor(draw_detections(img, dets, names), cv2.COLOR_RGB2BGR)
+    if save_image: cv2.imwrite(str(out / 'images' / f'{stem}.jpg'), drawn)
     write_yolo_labels(out / 'labels' / f'{stem}.txt', dets.labels, box_xyxy_to_cxcywh(dets.boxes) / np.array([w, h, w, h], np.float32))
     rows = []
     for i, (l, b, s) in enumerate(zip(dets.labels.tolist(), dets.boxes.tolist(), dets.scores.tolist())):
@@ -43,7 +45,7 @@ def save_outputs(img:np.ndarray, dets:Detections, out:Path, stem:str, names:dict
                 d = out / 'crops' / str(names.get(l, l)); d.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(d / f'{stem}_{i}.jpg'), cv2.cvtColor(img[y1:y2, x1:x2], cv2.COLOR_RGB2BGR))
         rows.append(dict(label=l, name=names.get(l, str(l)), score=s, x1=b[0], y1=b[1], x2=b[2], y2=b[3]))
-    return rows
+    return rows, drawn
 
 # %% ../nbs/11_infer.ipynb #519acdcf
 def infer_video(pred:Predictor, path:Path, out:Path, names:dict, cfg:Config, stem:str)->list:
@@ -55,11 +57,11 @@ def infer_video(pred:Predictor, path:Path, out:Path, names:dict, cfg:Config, ste
     def flush():
         nonlocal writer, frame
         for img, d in zip(batch, pred.predict(batch)):
-            fstem = f'{stem}_{frame:06d}'
-            rows.extend(dict(file=str(path), frame=frame, **r) for r in save_outputs(img, d, out, fstem, names, cfg))
+            r, drawn = save_outputs(img, d, out, f'{stem}_{frame:06d}', names, cfg, save_image=False)
+            rows.extend(dict(file=str(path), frame=frame, **x) for x in r)
             if writer is None:
                 writer = cv2.VideoWriter(str(out / 'videos' / f'{stem}.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), fps, (img.shape[1], img.shape[0]))
-            writer.write(cv2.cvtColor(draw_detections(img, d, names), cv2.COLOR_RGB2BGR))
+            writer.write(drawn)
             frame += 1
         batch.clear()
     try:
@@ -101,7 +103,7 @@ def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
             if p.suffix.lower() in VIDEO_EXTS: rows += infer_video(pred, p, out, names, cfg, stem_of(p))
             else:
                 img = read_image(p)
-                rows += [dict(file=str(p), frame=-1, **r) for r in save_outputs(img, pred(img), out, stem_of(p), names, cfg)]
+                rows += [dict(file=str(p), frame=-1, **r) for r in save_outputs(img, pred(img), out, stem_of(p), names, cfg)[0]]
         except Exception as e:                           # a corrupt file is named and skipped; the others go on
             logger.warning(f'infer: skipped {p}: {e}'); skipped.append(dict(file=str(p), error=str(e)))
     df = pd.DataFrame(rows, columns=['file', 'frame', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2'])
