@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import Config, Detections, logger, latest_exp_dir, resolve_path, box_xyxy_to_cxcywh
-from .data import IMG_EXTS, read_image, write_yolo_labels
+from .core import Config, Detections, logger, latest_exp_dir, resolve_path
+from .data import IMG_EXTS, read_image, write_detections
 from .metrics import draw_detections, draw_eval_image, match_detections
 from .bench import split_images
 from .backends import load_predictor, Predictor
@@ -36,7 +36,7 @@ def save_outputs(img:np.ndarray, dets:Detections, out:Path, stem:str, names:dict
     h, w = img.shape[:2]
     drawn = cv2.cvtColor(draw_detections(img, dets, names), cv2.COLOR_RGB2BGR)
     if save_image: cv2.imwrite(str(out / 'images' / f'{stem}.jpg'), drawn)
-    write_yolo_labels(out / 'labels' / f'{stem}.txt', dets.labels, box_xyxy_to_cxcywh(dets.boxes) / np.array([w, h, w, h], np.float32))
+    write_detections(out / 'labels' / f'{stem}.txt', dets, w, h)
     rows = []
     for i, (l, b, s) in enumerate(zip(dets.labels.tolist(), dets.boxes.tolist(), dets.scores.tolist())):
         if cfg.infer.to_crop:

@@ -12,23 +12,18 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 import openvino as ov
-from .core import Config, Detections, logger, latest_exp_dir
-from .export import Runtime, META_KEY, parse_meta, preprocess, OpenVINORuntime
+from .core import Config, logger, latest_exp_dir
+from .export import META_KEY, parse_meta, preprocess, OpenVINORuntime
 from .backends import Predictor
 from .metrics import load_best_threshold
 from .bench import split_images, bench_accuracy
 
 # %% ../nbs/10_int8.ipynb #4baedee0
-class CompiledRuntime(Runtime):
+class CompiledRuntime(OpenVINORuntime):
     "A compiled OpenVINO model (e.g. NNCF's candidate) behind the `Runtime` interface, with the settings `meta` of its file."
-    name = 'openvino'
     def __init__(self, compiled:ov.CompiledModel, meta:dict, path='<compiled>', precision:str='int8'):
-        self.compiled, self.meta, self.path, self.precision = compiled, meta, Path(path), precision
-        self.request = compiled.create_infer_request()
-
-    def run(self, images, orig_sizes):
-        self.request.infer({'images': images, 'orig_sizes': orig_sizes})
-        return [self.request.get_tensor(n).data.copy() for n in ('labels', 'boxes', 'scores')]
+        self.compiled, self.meta, self.path, self.precision, self.device = compiled, meta, Path(path), precision, 'CPU'
+        self.request = compiled.create_infer_request()            # `run` is OpenVINORuntime's
 
 # %% ../nbs/10_int8.ipynb #efa7283f
 HEAD_PATTERNS = [r'.*/post/.*',                                                      # the fused postprocess
