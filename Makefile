@@ -8,12 +8,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # OpenMP's wait policy is left alone: `dfine train` sets PASSIVE for itself, inference runs faster with the default (12_pipeline).
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: install demo test train export bench clean-env help
+.PHONY: install demo test train export bench app clean-env help
 
 help:
 	@echo "make demo   - create the environment if missing, then run the pipeline on the embedded sample dataset (CPU)"
 	@echo "make test   - create the environment if missing, then run the whole test suite"
 	@echo "make train|export|bench [ARGS='key=value ...']  - one pipeline step with the config in config.yaml"
+	@echo "make app    - serve the web demo of the latest experiment on http://127.0.0.1:7860 (after make demo)"
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +39,9 @@ export: install
 
 bench: install
 	$(BIN)/dfine bench $(ARGS)
+
+app: install
+	$(BIN)/dfine app $(ARGS)
 
 clean-env:
 	rm -rf $(VENV)

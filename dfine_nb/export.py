@@ -28,7 +28,7 @@ from .weights import safe_load, unwrap_checkpoint, load_weights
 from .model import build_model, dfine_from_kwargs, PostProcess
 from .encoder import HybridEncoder
 from .decoder import MSDeformableAttention
-from .train import model_meta, num_classes, save_checkpoint
+from .train import model_meta, num_classes, save_checkpoint, tune_malloc
 
 # %% ../nbs/07_export.ipynb #c7feb3de
 def random_checkpoint(cfg:Config, # model_name, label_to_name, img_size, keep_ratio, model_overrides
@@ -316,6 +316,7 @@ class TorchRuntime(Runtime):
         self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if self.amp else None
         self.precision = f'{str(self.dtype)[6:]}-amp' if self.amp else 'fp32'
         self.meta = export_meta(meta, max_batch_size=0, dynamic_input=False)
+        if self.device.type == 'cpu': tune_malloc()   # else torch's freed activations go back to the kernel on every call (06, 09)
 
     any_input_size = True                    # eager torch also runs `dynamic_input` sizes
 

@@ -20,6 +20,7 @@ STEPS = {  # name: (function 'module:attr', notebook, what it does)
     'int8':         ('dfine_nb.int8:quantize',           '10_int8.ipynb',      'NNCF int8 OpenVINO model with an accuracy guard'),
     'infer':        ('dfine_nb.infer:infer',             '11_infer.ipynb',     'run on a folder of images or videos'),
     'check_errors': ('dfine_nb.infer:check_errors',      '11_infer.ipynb',     'save false positives and false negatives for review'),
+    'app':          ('dfine_nb.demo:launch_app',         None,                 'serve the Gradio web demo of the experiment (image, video, metrics) until Ctrl-C'),
 }
 DEMO_STEPS = ['data', 'train', 'export', 'bench', 'infer', 'check_errors']   # int8 is left out: its accuracy control can take long
 
