@@ -113,12 +113,14 @@ def make_app(models:DemoModels, cfg:Config, # the `infer` settings for videos
         if img is None: raise gr.Error('Upload an image first.')
         pred = models[backend]
         return detect_image(pred, img, conf, [k for k, v in pred.label_to_name.items() if v in classes])
+    work = tempfile.TemporaryDirectory(prefix='dfine_app_')  # the videos' outputs; removed with the app (gradio serves copies from its cache)
     def on_video(video, backend, conf, progress=gr.Progress(track_tqdm=True)):
         if not video: raise gr.Error('Upload a video first.')
-        return detect_video(models[backend], video, cfg, conf)
+        return detect_video(models[backend], video, cfg, conf, out_dir=tempfile.mkdtemp(dir=work.name))
     pick = lambda: gr.Dropdown(models.names, value=models.default, label='model', info=f'files of {models.exp.name}')
     thr = lambda: gr.Slider(0.01, 0.99, value=round(models.threshold, 2), step=0.01, label='confidence threshold', info='starts at the saved best-F1 threshold')
-    with gr.Blocks(title=title) as app:
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:   # gradio's copies of uploads and results: kept an hour
+        app.dfine_workdir = work
         gr.Markdown(f'# {title}\n`{models.exp}` · classes: {", ".join(names.values())}')
         with gr.Tab('Image'):
             with gr.Row():

@@ -102,3 +102,4 @@ def main(argv:list[str]|None=None):
             if os.environ.get('DFINE_NB_DEBUG'): raise
             logger.error(f'dfine {s}: {e}'); sys.exit(2)
         if banners: logger.info(f'== {s} done in {time.time() - t0:.0f} s ==')
+    if a.step == 'demo': logger.info(f"results in {latest_exp_dir(load_config(cfg_path, a.overrides))}; `dfine app` (make app) serves them as a web page")
