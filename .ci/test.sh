@@ -21,7 +21,8 @@ fi
 mapfile -t nbs < <(find nbs -name '[0-9]*.ipynb' -not -path '*/_*' -not -path '*/.*' | sort)
 n=${#nbs[@]}
 [[ $n -gt 0 ]] || fail "no notebooks found" 0
-log=$(mktemp)
+log=$(mktemp); out=$(mktemp -d)
+trap 'rm -rf "$log" "$out"' EXIT
 start=$(date +%s)
 timeout "${NBDEV_TEST_TIMEOUT:-1800}" nbdev_test --n_workers 2 --timing ${NBDEV_FLAGS:+--flags "$NBDEV_FLAGS"} 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
@@ -31,7 +32,6 @@ if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=$n; fi    # timeout or crash: c
 
 # the papermill path: the same notebook, headless, with a parameter override
 if [[ $rc -eq 0 ]]; then
-  out=$(mktemp -d)
   if papermill nbs/00_core.ipynb "$out/core.ipynb" --cwd nbs --no-progress-bar -y 'overrides: [train.epochs=3, model_name=s]' >"$out/log" 2>&1 \
      && python -c "import json,sys; nb=json.load(open('$out/core.ipynb')); src=''.join(''.join(c['source']) for c in nb['cells']); outs=json.dumps(nb['cells']); sys.exit(0 if 'injected-parameters' in json.dumps([c['metadata'] for c in nb['cells']]) and \"'s', [320, 320], 0.0008\" in outs else 1)"; then
     echo "papermill run with overrides: ok"
