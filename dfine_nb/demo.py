@@ -98,7 +98,7 @@ def error_review(exp:Path)->tuple:
     d = Path(exp) / 'check_errors'
     if not (d / 'errors.csv').is_file(): return None, []
     df = pd.read_csv(d / 'errors.csv')
-    counts = df.groupby(['name', 'kind']).size().unstack(fill_value=0).reindex(columns=ERROR_KINDS, fill_value=0)
+    counts = df.groupby(['name', 'kind']).size().unstack(fill_value=0).reindex(columns=ERROR_KINDS, fill_value=0).rename_axis(columns=None)
     counts = counts.assign(total=counts.sum(axis=1)).sort_values('total', ascending=False).reset_index()
     gallery = []
     for f, g in sorted(df.groupby('file'), key=lambda kv: -len(kv[1])):
