@@ -151,6 +151,8 @@ class Infer:
     "Inference on a folder of images or videos."
     to_crop: bool = opt(True, 'save a crop of every detection')
     paddings: dict[str, float] = opt({'w': 0.05, 'h': 0.05}, 'crop padding: int = pixels, float = fraction of the image size')
+    track: bool = opt(True, 'video detections get track ids across frames (ByteTrack-style, 11_infer) (new)')
+    track_max_missed: int = opt(30, 'frames a tracked object may go undetected before its id is retired (new)')
 
 @dataclass
 class App:

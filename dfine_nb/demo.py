@@ -86,9 +86,10 @@ def detect_video(pred:Predictor, path, # a video file OpenCV can read
     t = time.perf_counter()
     rows = infer_video(pred, path, out, pred.label_to_name, cfg, path.stem, conf=conf, fmt='webm')
     s = time.perf_counter() - t
-    df = pd.DataFrame(rows, columns=['frame', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']).round(dict(score=4, x1=1, y1=1, x2=1, y2=1))   # as detections_table(rounded=True)
+    df = pd.DataFrame(rows, columns=['frame', 'track_id', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']).round(dict(score=4, x1=1, y1=1, x2=1, y2=1))   # as detections_table(rounded=True)
     n = len(list((out / 'labels').glob(f'{path.stem}_*.txt')))
-    return out / 'videos' / f'{path.stem}.webm', df, f'**{len(df)}** detections in {n} frames, {s:.1f} s ({1e3 * s / max(n, 1):.1f} ms per frame)'
+    tracks = f', {df.track_id.nunique()} tracks' if cfg.infer.track else ''
+    return out / 'videos' / f'{path.stem}.webm', df, f'**{len(df)}** detections{tracks} in {n} frames, {s:.1f} s ({1e3 * s / max(n, 1):.1f} ms per frame)'
 
 # %% ../nbs/13_demo.ipynb #4fd15859
 ERROR_KINDS = ['fp', 'wrong_class', 'fn']

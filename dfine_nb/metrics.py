@@ -379,15 +379,17 @@ def draw_detections(img_rgb:np.ndarray, # HxWx3 uint8 RGB
                     show_scores:bool=True, # append the score to the label
                     prefix:str='', # text before the class name, e.g. 'GT: '
                     label_at:str='top', # label above the box ('top') or under it ('bottom'); inside when there is no room
+                    ids:Sequence[int]|None=None, # track ids, shown as '#id' before the name
                    )->np.ndarray: # a new image
     "Draw boxes with 'name score' labels on a copy of `img_rgb`."
     img = np.ascontiguousarray(img_rgb, dtype=np.uint8).copy()
     s = max(img.shape[:2]) / 640
     lw, fs = max(1, round(2 * s)), max(0.35, 0.5 * s)
-    for l, b, sc in zip(dets.labels.tolist(), np.round(dets.boxes).astype(int).tolist(), dets.scores.tolist()):
+    ids = [None] * len(dets) if ids is None else list(ids)
+    for l, b, sc, i in zip(dets.labels.tolist(), np.round(dets.boxes).astype(int).tolist(), dets.scores.tolist(), ids):
         x1, y1, x2, y2 = b
         cv2.rectangle(img, (x1, y1), (x2, y2), color, lw)
-        text = f'{prefix}{_name(class_names, l)}' + (f' {sc:.2f}' if show_scores else '')
+        text = f'{prefix}' + (f'#{i} ' if i is not None else '') + f'{_name(class_names, l)}' + (f' {sc:.2f}' if show_scores else '')
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, lw // 2))
         if label_at == 'top': ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + 2     # text baseline
         else: ty = y2 + th + 2 if y2 + th + base + 2 <= img.shape[0] else y2 - base - 2
