@@ -102,22 +102,20 @@ class Tracker:
         iou = pairwise_iou(np.stack([t['kf'].xyxy for t in tracks]), dets.boxes[idx].astype(np.float64))
         iou[np.array([t['label'] for t in tracks])[:, None] != dets.labels[idx][None]] = 0
         r, c = linear_sum_assignment(-iou)
-        ok = iou[r, c] >= min_iou
-        pairs = [(tracks[a], idx[b]) for a, b in zip(r[ok], c[ok])]
-        return pairs, [t for k, t in enumerate(tracks) if k not in set(r[ok])], np.array([d for k, d in enumerate(idx) if k not in set(c[ok])], int)
+        r, c = r[iou[r, c] >= min_iou], c[iou[r, c] >= min_iou]
+        return [(tracks[a], idx[b]) for a, b in zip(r, c)], [t for k, t in enumerate(tracks) if k not in r], np.delete(idx, c)
 
     def update(self, dets:Detections)->tuple:
         for t in self.tracks: t['kf'].predict()
-        high = np.broadcast_to(np.asarray(self.high, np.float32), (int(dets.labels.max(initial=0)) + 1,)) if np.ndim(self.high) == 0 else np.asarray(self.high, np.float32)
-        thr = high[np.clip(dets.labels, 0, len(high) - 1)]
+        thr = np.asarray(self.high, np.float32)
+        thr = thr[np.clip(dets.labels, 0, thr.size - 1)] if thr.ndim else np.full(len(dets), thr)
         hi, lo = np.flatnonzero(dets.scores >= thr), np.flatnonzero((dets.scores < thr) & (dets.scores >= self.low))
         pairs, left, new = self._match(self.tracks, dets, hi, self.match_iou)
-        pairs2, left, _ = self._match([t for t in left if t['missed'] == 0], dets, lo, self.low_match_iou)
-        left = left + [t for t in self.tracks if t['missed'] > 0 and all(t is not p for p, _ in pairs)]   # lost before: no second round
+        pairs2, unseen, _ = self._match([t for t in left if t['missed'] == 0], dets, lo, self.low_match_iou)   # seen last frame only
+        for t in unseen + [t for t in left if t['missed'] > 0]: t['missed'] += 1
         out = []
         for t, d in pairs + pairs2:
             t['kf'].update(xyxy_to_xyah(dets.boxes[d])); t['missed'] = 0; out.append((d, t['id']))
-        for t in left: t['missed'] += 1
         for d in new:
             self.tracks.append(dict(id=self.next_id, label=int(dets.labels[d]), kf=KalmanBox(xyxy_to_xyah(dets.boxes[d])), missed=0))
             out.append((d, self.next_id)); self.next_id += 1
