@@ -16,7 +16,7 @@ from .data import read_split
 from .metrics import draw_detections, load_best_threshold
 from .backends import Predictor, load_predictor
 from .bench import BENCH_FILES, bench_files
-from .infer import infer_video, detections_table
+from .infer import infer_video, detections_table, DISPLAY_DECIMALS
 
 # %% ../nbs/13_demo.ipynb #0d0274ca
 def _gradio():
@@ -86,7 +86,7 @@ def detect_video(pred:Predictor, path, # a video file OpenCV can read
     t = time.perf_counter()
     rows = infer_video(pred, path, out, pred.label_to_name, cfg, path.stem, conf=conf, fmt='webm')
     s = time.perf_counter() - t
-    df = pd.DataFrame(rows, columns=['frame', 'track_id', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']).round(dict(score=4, x1=1, y1=1, x2=1, y2=1))   # as detections_table(rounded=True)
+    df = pd.DataFrame(rows, columns=['frame', 'track_id', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']).round(DISPLAY_DECIMALS)
     n = len(list((out / 'labels').glob(f'{path.stem}_*.txt')))
     tracks = f', {df.track_id.nunique()} tracks' if cfg.infer.track else ''
     return out / 'videos' / f'{path.stem}.webm', df, f'**{len(df)}** detections{tracks} in {n} frames, {s:.1f} s ({1e3 * s / max(n, 1):.1f} ms per frame)'
@@ -120,7 +120,7 @@ def _csv_table(gr, path:Path, title:str, cols:Optional[Sequence[str]]=None):
 def make_app(models:DemoModels, cfg:Config, # the `infer` settings for videos
              examples:Sequence=(), # image files offered as examples
              title:str='D-FINE')->'gradio.Blocks':
-    "The Gradio Blocks of the demo: image, video and model tabs."
+    "The Gradio Blocks of the demo: image, video, model and errors tabs."
     gr = _gradio()
     names = models[models.default].label_to_name            # also loads the default model before the page opens
     def on_image(img, backend, conf, classes):
