@@ -135,6 +135,7 @@ class Split:
     shuffle: bool = opt(True, 'shuffle before splitting (with train.seed)')
     train_split: float = opt(0.7, 'fraction of images for training')
     val_split: float = opt(0.15, 'fraction for validation; the rest is the test split (none if <= 0.001)')
+    from_folders: bool = opt(True, 'images/train, images/val (or valid), images/test subfolders, as Ultralytics lays datasets out, are the splits (new)')
 
 @dataclass
 class Export:

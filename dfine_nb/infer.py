@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 from .core import Config, Detections, logger, latest_exp_dir, resolve_path
-from .data import IMG_EXTS, read_image, write_detections
+from .data import IMG_EXTS, list_images, read_image, write_detections
 from scipy.optimize import linear_sum_assignment
 from .metrics import draw_detections, draw_eval_image, match_detections, pairwise_iou
 from .bench import split_images
@@ -173,8 +173,7 @@ def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
     exp = latest_exp_dir(cfg)
     src = Path(source) if source is not None else resolve_path(cfg, cfg.train.path_to_test_data)
     if not src.exists(): raise FileNotFoundError(f'{src} does not exist (train.path_to_test_data or `source`)')
-    files = [src] if src.is_file() else sorted(p for p in src.rglob('*') if p.is_file() and p.suffix.lower() in IMG_EXTS | VIDEO_EXTS
-                                               and not any(s.startswith('.') for s in p.relative_to(src).parts))
+    files = [src] if src.is_file() else [src / f for f in list_images(src, IMG_EXTS | VIDEO_EXTS)]
     if not files: raise FileNotFoundError(f'{src}: no images ({", ".join(sorted(IMG_EXTS))}) or videos ({", ".join(sorted(VIDEO_EXTS))})')
     pred = load_predictor(Path(model) if model else exp / 'best.pt', conf_thresh=conf, **runtime_kw)
     names = pred.label_to_name
