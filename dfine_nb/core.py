@@ -77,7 +77,7 @@ class Train:
     "Data, model start, optimisation and evaluation settings."
     root: str = opt('.', 'project root: relative paths below are resolved against it')
     data_path: str = opt('data/sample', 'folder with images/ and labels/ (YOLO txt) and the split CSVs; data/sample is generated on first use')
-    path_to_test_data: str = opt('data/sample/images', 'folder of images or videos for `dfine infer`')
+    path_to_test_data: str = opt('', "folder (or file) of images or videos for `dfine infer`; '' = data_path's images/")
     path_to_save: str = opt('', 'experiment folder; empty = output/<exp_name>_<YYYY-MM-DD>')
     pretrained_dataset: str = opt('coco', 'coco or obj2coco: which release of the authors to start from when pretrained_model_path is auto')
     pretrained_model_path: str = opt('', "'' = train from scratch (offline default); 'auto' = dfine_<model_name>_<pretrained_dataset> (downloaded once); or a local .pth/.pt/HF folder")

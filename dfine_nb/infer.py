@@ -164,14 +164,15 @@ def infer_video(pred:Predictor, path:Path, out:Path, names:dict, cfg:Config, ste
 
 # %% ../nbs/11_infer.ipynb #55d62c2b
 def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
-          source=None, # a folder, an image or a video; default train.path_to_test_data
+          source=None, # a folder, an image or a video; default train.path_to_test_data, or data_path's images/ when that is ''
           model=None, # .pt / .onnx / .xml / .engine; default <experiment>/best.pt
           conf=None, # threshold (float, per-class list or dict); default the saved best threshold
           out_dir=None, # default <experiment>/infer
           **runtime_kw)->pd.DataFrame: # e.g. device='cpu', precision='f32'
     "Detections on every image and video of `source`, drawn and saved; returns the rows of `detections.csv`."
     exp = latest_exp_dir(cfg)
-    src = Path(source) if source is not None else resolve_path(cfg, cfg.train.path_to_test_data)
+    t = cfg.train
+    src = Path(source) if source is not None else resolve_path(cfg, t.path_to_test_data) if t.path_to_test_data else resolve_path(cfg, t.data_path) / 'images'
     if not src.exists(): raise FileNotFoundError(f'{src} does not exist (train.path_to_test_data or `source`)')
     files = [src] if src.is_file() else [src / f for f in list_images(src, IMG_EXTS | VIDEO_EXTS)]
     if not files: raise FileNotFoundError(f'{src}: no images ({", ".join(sorted(IMG_EXTS))}) or videos ({", ".join(sorted(VIDEO_EXTS))})')

@@ -72,8 +72,9 @@ def build_scheduler(opt:torch.optim.Optimizer, cfg:Config, total_steps:int):
     "The configured schedule over `total_steps` optimizer steps."
     t = cfg.train
     if t.scheduler == 'onecycle':
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in opt.param_groups], total_steps=max(total_steps, 2),
-                                                   pct_start=t.cycler_pct_start, cycle_momentum=False, anneal_strategy='cos')
+        total = max(total_steps, 4)   # torch divides by zero when the warm-up is exactly one step (e.g. 10 steps at 0.1): at least 2
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in opt.param_groups], total_steps=total,
+                                                   pct_start=min(max(t.cycler_pct_start, 2 / total), 0.5), cycle_momentum=False, anneal_strategy='cos')
     if t.scheduler == 'flat':
         w = max(1, t.warmup_iters)
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1., (s + 1) / w))
