@@ -53,7 +53,8 @@ def run_step(step:str, config_path:str|None=None, overrides:list[str]=(), notebo
     if step not in STEPS: raise ValueError(f"unknown step '{step}'; choose from {', '.join(STEPS)}")
     cfg = load_config(config_path, overrides)
     if step == 'train' and 'LOCAL_RANK' not in os.environ:   # several processes: torchrun starts them, each runs `dfine train`
-        from dfine_nb.train import launch_command, train_processes
+        from dfine_nb.train import launch_command, train_processes, check_input_size
+        check_input_size(cfg)                                # a config mistake: one line here, not a traceback per process
         n = 1 if notebook and not cfg.train.ddp.enabled else train_processes(cfg)   # --notebook: one process unless DDP is asked for
         if n > 1:
             logger.info(f'training in {n} processes (torchrun, DistributedDataParallel)')

@@ -7,7 +7,7 @@ __all__ = ['STALL_MAP50', 'usable_cores', 'configure_threads', 'tune_malloc', 'p
            'build_scheduler', 'ModelEMA', 'save_checkpoint', 'model_meta', 'num_classes', 'dist_env',
            'init_distributed', 'is_main', 'gather_lists', 'train_processes', 'process_batch_size', 'launch_command',
            'amp_settings', 'ground_truth', 'Trainer', 'run_dir', 'freeze', 'predict_split', 'plot_curves', 'Loggers',
-           'stall_check_epoch', 'train', 'HFDetector', 'train_for']
+           'stall_check_epoch', 'check_input_size', 'train', 'HFDetector', 'train_for']
 
 # %% ../nbs/06_train.ipynb #74c25488
 import copy, ctypes, json, math, os, shutil, subprocess, sys, time, datetime as dt
@@ -25,7 +25,7 @@ from .core import *
 from .data import YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image
 from .augment import build_loaders, save_debug_images
 from .backbone import freeze_batch_norm
-from .model import build_model, PostProcess
+from .model import build_model, model_kwargs, PostProcess
 from .weights import load_weights, resolve_pretrained
 from .loss import DFINECriterion
 from .metrics import evaluate, scalar_metrics, SWEEP_THRESHOLDS, save_best_threshold, save_eval_report, save_eval_preds
@@ -507,9 +507,20 @@ def final_eval(self:Trainer) -> pd.DataFrame:
     df = pd.DataFrame(rows); df.to_csv(self.out / 'final_metrics.csv', index=False)
     return df
 
+# %% ../nbs/06_train.ipynb #d1945942
+def check_input_size(cfg:Config):
+    "Raise `ConfigError` when train.img_size gives the model fewer encoder tokens than it has queries."
+    dec = model_kwargs(cfg.model_name, num_classes(cfg), **cfg.train.model_overrides)['decoder']
+    H, W = cfg.train.img_size
+    tokens = sum(math.ceil(H / s) * math.ceil(W / s) for s in dec['feat_strides'])
+    if tokens < dec['num_queries']:
+        raise ConfigError(f"train.img_size={[H, W]} gives D-FINE-{cfg.model_name.upper()} {tokens} encoder tokens (strides {dec['feat_strides']}), "
+                          f"fewer than its {dec['num_queries']} queries: use a larger train.img_size or train.model_overrides={{num_queries: {tokens}}}")
+
 # %% ../nbs/06_train.ipynb #d981052b
 def train(cfg:Config, out_dir:str|Path|None=None, max_steps:int|None=None) -> Path:
     "Train D-FINE as `cfg` says; returns the experiment folder (best.pt, last.pt, metrics.csv, plots, reports)."
+    check_input_size(cfg)
     tr = Trainer(cfg, out_dir)
     if cfg.train.resume and (tr.out / 'last.pt').exists(): tr.resume(tr.out / 'last.pt')
     if is_main(): save_config(cfg, tr.out / 'config.yaml')
