@@ -139,7 +139,7 @@ def infer_video(pred:Predictor, path:Path, out:Path, names:dict, cfg:Config, ste
     tracker = Tracker(pred.conf if conf is None else pred.thresholds(conf), max_missed=cfg.infer.track_max_missed) if cfg.infer.track else None
     def flush():
         nonlocal writer, frame
-        for img, d in zip(batch, pred.predict(batch, tracker.low if tracker else conf)):   # tracking also uses the weak detections
+        for img, d in zip(batch, pred.predict(batch, min(tracker.low, float(np.min(tracker.high))) if tracker else conf)):   # tracking also uses the weak detections
             d, ids = tracker.update(d) if tracker else (d, None)
             r, drawn = save_outputs(img, d, out, f'{stem}_{frame:06d}', names, cfg, save_image=False, ids=ids)
             rows.extend(dict(file=str(path), frame=frame, **x) for x in r)
