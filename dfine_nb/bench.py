@@ -30,11 +30,17 @@ BENCH_FILES = {  # backend: (file in the experiment folder, runtime options)
     'tensorrt':      ('model.engine', {}),
 }
 
-def bench_files(exp:Path)->dict:
+def bench_files(exp:Path, backends:Optional[Sequence[str]]=None)->dict: # None: every file present; else these, each must exist
     "{backend: (path, runtime options)} of the files present in `exp`, torch first."
     exp = Path(exp)
     if not (exp / 'best.pt').is_file(): raise FileNotFoundError(f'{exp / "best.pt"} not found: run `dfine train` first')
     out = {k: (exp / f, kw) for k, (f, kw) in BENCH_FILES.items() if (exp / f).is_file()}
+    if backends:
+        unknown = sorted(set(backends) - set(BENCH_FILES))
+        if unknown: raise ValueError(f'unknown backends {unknown}; expected some of {list(BENCH_FILES)}')
+        missing = [b for b in backends if b not in out]
+        if missing: raise FileNotFoundError(f'{exp}: no model file for {missing} ({", ".join(BENCH_FILES[b][0] for b in missing)}); present: {list(out)}')
+        out = {k: v for k, v in out.items() if k in backends}
     if 'tensorrt' in out and not tensorrt_available():
         logger.warning(f'{out.pop("tensorrt")[0]} skipped: TensorRT needs an NVIDIA GPU with CUDA and `pip install tensorrt` (>= 10)')
     if len(out) == 1: logger.warning(f'{exp} holds no exported model: run `dfine export` to bench ONNX Runtime and OpenVINO too')
@@ -100,11 +106,7 @@ def bench(cfg:Config, # the experiment folder of the config holds best.pt and it
           batch_sizes:Sequence[int]=(1, 2, 4, 8))->pd.DataFrame: # throughput sweep (`bench_batches.csv`); () skips it
     "Accuracy and end-to-end latency of best.pt and every export of the experiment: one row per backend, in `bench.csv`."
     exp = latest_exp_dir(cfg)
-    files = bench_files(exp)
-    if backends is not None:
-        unknown = set(backends) - set(BENCH_FILES)
-        if unknown: raise ValueError(f'unknown backends {sorted(unknown)}; expected some of {list(BENCH_FILES)}')
-        files = {k: v for k, v in files.items() if k in backends or k == 'torch'}
+    files = bench_files(exp, backends and ['torch', *backends])   # torch is the reference of the derived columns
     tune_malloc()
     policy = os.environ.get('OMP_WAIT_POLICY', '').upper()
     if policy in ('PASSIVE', 'ACTIVE'): logger.warning(f'OMP_WAIT_POLICY={policy}: torch eager latency is not representative ('

@@ -15,7 +15,7 @@ from .core import Config, Detections, logger, latest_exp_dir, resolve_path
 from .data import read_split
 from .metrics import draw_detections, load_best_threshold
 from .backends import Predictor, load_predictor
-from .bench import BENCH_FILES, bench_files
+from .bench import bench_files
 from .infer import infer_video, detections_table, DISPLAY_DECIMALS
 
 # %% ../nbs/13_demo.ipynb #0d0274ca
@@ -35,14 +35,8 @@ class DemoModels:
     def __init__(self, exp:Path, # experiment folder: best.pt and its exports
                  backends:Optional[Sequence[str]]=None, # offer only these (names of `BENCH_FILES`); None: every file present
                  default_thresh:float=0.5): # when the experiment saved no best threshold
-        self.exp, files = Path(exp), bench_files(exp)
-        if backends:
-            unknown = [b for b in backends if b not in BENCH_FILES]
-            if unknown: raise ValueError(f'app.backends: unknown {unknown}; expected some of {list(BENCH_FILES)}')
-            missing = [b for b in backends if b not in files]
-            if missing: raise FileNotFoundError(f'{self.exp}: no model file for {missing} ({", ".join(BENCH_FILES[b][0] for b in missing)}); present: {list(files)}')
-            files = {b: files[b] for b in backends}
-        self.files, self.threshold, self._loaded = files, load_best_threshold(self.exp, default_thresh), {}
+        self.exp, self.files = Path(exp), bench_files(exp, backends)
+        self.threshold, self._loaded = load_best_threshold(self.exp, default_thresh), {}
 
     @property
     def names(self)->list: return list(self.files)
