@@ -26,7 +26,7 @@ from .data import YoloDataset, make_loader, make_sample_dataset, ensure_splits, 
 from .augment import build_loaders, save_debug_images
 from .backbone import freeze_batch_norm
 from .model import build_model, model_kwargs, PostProcess
-from .weights import load_weights, resolve_pretrained
+from .weights import load_weights, pretrained_from_config
 from .loss import DFINECriterion
 from .metrics import evaluate, scalar_metrics, SWEEP_THRESHOLDS, save_best_threshold, save_eval_report, save_eval_preds
 
@@ -185,7 +185,9 @@ class Trainer:
         self.device = init_distributed(t.device)
         self.rank, self.world, _ = dist_env()
         self.out = Path(out_dir) if out_dir else run_dir(cfg)
-        if is_main(): self.out.mkdir(parents=True, exist_ok=True); setup_logging(self.out / 'train.log')
+        if is_main():
+            self.out.mkdir(parents=True, exist_ok=True); setup_logging(self.out / 'train.log')
+            logger.info(describe_derived(cfg))
         if self.device.type == 'cpu': configure_threads(t.num_threads); tune_malloc()
         seed_everything(t.seed + self.rank, deterministic=t.cudnn_fixed)
         self.build_data()
@@ -230,10 +232,11 @@ def build_model(self:Trainer):
     "D-FINE of `model_name` for the config's classes, optionally from pretrained weights, frozen as asked, on the device, DDP-wrapped."
     cfg, t = self.cfg, self.cfg.train
     m = build_model(cfg.model_name, num_classes(cfg), **({'eval_spatial_size': None} | t.model_overrides))
-    if t.pretrained_model_path:
-        src = resolve_pretrained(f'dfine_{cfg.model_name}_{t.pretrained_dataset}' if t.pretrained_model_path == 'auto' else t.pretrained_model_path)
-        rep = load_weights(m, src)
-        if is_main(): logger.info(f'pretrained {src}: {rep}')
+    src = pretrained_from_config(cfg)                       # None from scratch; the cache file of a release (03d)
+    if src is not None:
+        keep = t.keep_pretrained_classes and not t.use_one_class
+        rep = load_weights(m, src, classes=t.label_to_name if keep else None, log=False)
+        if is_main(): logger.info(f'pretrained start: {rep}')
     freeze(m, t.freeze_backbone_stages, t.freeze_norm)
     self.mem_format = torch.channels_last if t.channels_last else torch.preserve_format
     self.raw = m.to(self.device, memory_format=self.mem_format)
@@ -523,7 +526,7 @@ def train(cfg:Config, out_dir:str|Path|None=None, max_steps:int|None=None) -> Pa
     check_input_size(cfg)
     tr = Trainer(cfg, out_dir)
     if cfg.train.resume and (tr.out / 'last.pt').exists(): tr.resume(tr.out / 'last.pt')
-    if is_main(): save_config(cfg, tr.out / 'config.yaml')
+    if is_main(): save_config(cfg, tr.out / 'config.yaml', resolved=True)
     t0 = time.time()
     tr.fit(max_steps)
     if is_main():
