@@ -160,6 +160,8 @@ class Infer:
     paddings: dict[str, float] = opt({'w': 0.05, 'h': 0.05}, 'crop padding: int = pixels, float = fraction of the image size')
     track: bool = opt(True, 'video detections get track ids across frames (ByteTrack-style, 11_infer) (new)')
     track_max_missed: int = opt(30, 'frames a tracked object may go undetected before its id is retired (new)')
+    backend: str = opt('torch', 'model file to run, named as `dfine bench` names them: torch (best.pt), onnxruntime, '
+                       'openvino, openvino_fp16, openvino_int8, tensorrt (new)')
 
 @dataclass
 class App:
