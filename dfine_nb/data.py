@@ -24,7 +24,7 @@ from fastcore.basics import patch
 import pandas as pd
 import torch
 from PIL import Image, ImageOps
-from .core import (Config, Train, load_config, resolve_path, exp_dir, logger, seed_worker, letterbox_params, boxes_to_net,
+from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, seed_worker, letterbox_params, boxes_to_net,
                            boxes_from_net, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, boxes_to_pixels, boxes_to_normalized)
 
 # %% ../nbs/01_data.ipynb #b2a07724
@@ -144,7 +144,7 @@ def write_detections(path, dets, w:int, h:int) -> Path:
 
 def read_yolo_labels(path_or_text, is_text:bool=False):
     "Parse YOLO rows -> (labels int64 [N], boxes float32 [N,4] cxcywh normalised, line numbers [N], problems [(line, kind, msg)])."
-    text = path_or_text if is_text else Path(path_or_text).read_text(errors='replace')
+    text = path_or_text if is_text else Path(path_or_text).read_text(encoding='utf-8-sig', errors='replace')   # BOM: Windows editors
     labels, boxes, lines, problems = [], [], [], []
     for i, raw in enumerate(text.splitlines(), 1):
         parts = raw.split()
@@ -571,8 +571,8 @@ def _near_pairs(hashes:np.ndarray, max_bits:int) -> list[tuple[int, int]]:
     return out
 
 # %% ../nbs/01_data.ipynb #a4a84843
-class DatasetError(ValueError):
-    "Raised by `check_dataset(strict=True)` when the dataset has errors or warnings."
+class DatasetError(ConfigError):
+    "A dataset the doctor refuses: `check_dataset(strict=True)` on errors or warnings, training on errors (one line for `dfine`)."
 
 @dataclass
 class DoctorReport:
@@ -680,6 +680,14 @@ def _check_duplicates(add, probes:dict, split_of:dict, data:Path, max_bits:int):
         else: add('info', 'near_duplicate', f'images/{b}', 0, msg)
 
 # %% ../nbs/01_data.ipynb #da122b78
+def _coco_hint(data:Path) -> str:
+    "A pointer to the conversion when the folder holds a COCO annotation file."
+    for j in sorted(data.glob('*.json')):
+        if j.stat().st_size < 200_000_000 and '"annotations"' in j.read_text(errors='replace')[:5_000_000]:
+            return (f'; {j.name} looks like COCO annotations: write YOLO labels with dfine_nb.data.coco_to_yolo('
+                    f"'{j}', out_dir) and point train.data_path at out_dir")
+    return ''
+
 def check_dataset(cfg:Config,                # reads train.data_path, label_to_name, img_size, keep_ratio
                   strict:bool=False,         # raise DatasetError on any error or warning
                   out_dir=None,              # write doctor.json / doctor.csv / doctor.png here
@@ -698,15 +706,22 @@ def check_dataset(cfg:Config,                # reads train.data_path, label_to_n
         for k, n in enumerate(read_split(data, sp), 1):
             if not (data / 'images' / n).is_file(): add('error', 'csv_missing_image', f'{sp}.csv', k, f'{n} is not in images/')
             elif split_of.setdefault(n, sp) != sp: add('error', 'duplicate_across_splits', f'{sp}.csv', k, f'{n} is also in {split_of[n]}.csv')
+    no_labels = bool(names) and not any(label_path(data, n).exists() for n in names)
+    if no_labels:
+        add('error', 'no_labels', 'labels/', 0, f'no image has a label file in {data}/labels: every image would train as a '
+            f'background image{_coco_hint(data)}')
     stems = {Path(n).with_suffix('').as_posix() for n in names}
     for rel in map(Path, list_images(data / 'labels', {'.txt'}) if (data / 'labels').is_dir() else []):
         if rel.with_suffix('').as_posix() not in stems: add('warning', 'orphan_label', f'labels/{rel.as_posix()}', 0, 'label file without an image')
     probes, sizes, counts, n_bg = {}, [], defaultdict(Counter), 0
     for n in names:
-        try: probes[n] = pr = _image_probe(data / 'images' / n)
+        p = data / 'images' / n
+        if p.stat().st_size == 0: add('error', 'unreadable_image', f'images/{n}', 0, 'empty file (0 bytes)'); continue
+        try: probes[n] = pr = _image_probe(p)
         except Exception as e: add('error', 'unreadable_image', f'images/{n}', 0, f'{type(e).__name__}: {str(e)[:100]}'); continue
         nw, nh, _, _ = letterbox_params(pr['w'], pr['h'], W, H, t.keep_ratio)
         n_bg += _check_labels(add, data, n, (pr['w'], pr['h']), None if t.use_one_class else n_cls, (nw, nh), split_of.get(n, 'unsplit'), sizes, counts)
+    if no_labels: rows = [r for r in rows if r['check'] != 'missing_label']     # one error says it, not a warning per image
     _check_duplicates(add, probes, split_of, data, near_dup_bits)
     sizes = pd.DataFrame(sizes, columns=['split', 'cls', 'min_side', 'file', 'line'])
     stats = _doctor_stats(add, t, sizes, counts, names, probes, n_bg, split_of, tiny_px, imbalance_ratio)
@@ -787,6 +802,10 @@ class YoloDataset(torch.utils.data.Dataset):
         self.ignore_background_epochs, self.seed, self.epoch, self._cache = ignore_background_epochs, seed, 0, None
         missing = [n for n in self.names if not (self.data_path / 'images' / n).is_file()]
         if missing: raise FileNotFoundError(f'{len(missing)} image(s) listed but not in {self.data_path}/images, e.g. {missing[:3]}: re-run the split')
+        empty = [n for n in self.names if (self.data_path / 'images' / n).stat().st_size == 0]
+        if empty:      # the doctor refuses them unless train.allow_data_errors: then they are left out, not a crash mid-epoch
+            logger.warning(f'{self.data_path}: {len(empty)} empty image file(s) left out, e.g. {empty[:3]}')
+            self.names = [n for n in self.names if n not in set(empty)]
         self.labels, self.boxes, dropped = _load_labels(self.data_path, self.names, None if use_one_class else num_classes)
         if dropped: logger.warning(f'{self.data_path}: {dropped} label row(s) skipped (malformed, class id outside 0..{num_classes - 1 if num_classes else "?"}, '
                                    f'or zero area): run check_dataset(cfg) to see them')
@@ -858,7 +877,7 @@ def from_config(cls:YoloDataset, cfg:Config, split:str, transform:Optional[Calla
     "The `split` ('train', 'val', 'test') of `cfg.train.data_path`, every setting from `cfg.train` (`kw` overrides)."
     t, path = cfg.train, resolve_path(cfg, cfg.train.data_path)
     names = read_split(path, split)
-    if not names: raise FileNotFoundError(f'{path}/{split}.csv is missing or empty: run split_dataset(cfg) (`dfine split`) first')
+    if not names: raise FileNotFoundError(f'{path}/{split}.csv is missing or empty: run `dfine data` first')
     kw = dict(img_size=t.img_size, keep_ratio=t.keep_ratio, num_classes=len(t.label_to_name), use_one_class=t.use_one_class,
               transform=transform, train=split == 'train', ignore_background_epochs=t.ignore_background_epochs if split == 'train' else 0,
               cache=t.cache_images, seed=t.seed) | kw
@@ -936,8 +955,16 @@ def ensure_splits(cfg:Config) -> Path:
     return path
 
 def prepare_data(cfg:Config, strict:bool=False) -> 'DoctorReport':
-    "Sample dataset if needed, split CSVs if missing, dataset doctor report (refused in `strict` mode when not clean)."
+    "Sample dataset if needed, split CSVs if missing, the doctor's report; `DatasetError` on errors unless allowed."
     path = ensure_splits(cfg)
-    rep = check_dataset(cfg, strict=strict, out_dir=exp_dir(cfg) / 'reports' / 'doctor')
+    out = exp_dir(cfg) / 'reports' / 'doctor'
+    rep = check_dataset(cfg, strict=strict, out_dir=out)
     logger.info(f'dataset doctor for {path}:\n{rep.summary().to_string()}')
+    errors = rep.issues[rep.issues.severity == 'error']
+    if len(errors) and not cfg.train.allow_data_errors:
+        first = errors.iloc[0]
+        where = first.file + (f':{first.line}' if first.line else '')
+        raise DatasetError(f'the dataset doctor found {len(errors)} error(s) in {path} (first: {where} {first.check}: '
+                           f'{first.message}); all of them are in {out / "doctor.csv"}. Fix them, or set '
+                           'train.allow_data_errors=true to train without the broken rows and images')
     return rep

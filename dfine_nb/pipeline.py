@@ -107,7 +107,10 @@ def run_step(step:str, config_path:str|None=None, overrides:list[str]=(), notebo
         check_input_size(cfg)                                # a config mistake: one line here, not a traceback per process
         pretrained_from_config(cfg)                          # a release is downloaded once, before any process starts
         n = 1 if notebook and not cfg.train.ddp.enabled else train_processes(cfg)   # --notebook: one process unless DDP is asked for
-        if n > 1: return launch_training(cfg, config_path, list(overrides), n)
+        if n > 1:
+            from dfine_nb.data import prepare_data
+            prepare_data(cfg)                                # the doctor's gate, once, before any process starts
+            return launch_training(cfg, config_path, list(overrides), n)
     if notebook and STEPS[step][1]:
         return run_notebook(STEPS[step][1], config_path, list(overrides), exp_dir(cfg) / 'reports')
     return _fn(step)(cfg, **kw)
@@ -132,8 +135,8 @@ def _ensure_passive_openmp():
 
 # Mistakes in the config, the paths, the weights or the choice of step: one line that names the key or file, exit code 2
 # (DFINE_NB_DEBUG=1 shows the traceback)
-USER_ERRORS = (ConfigError, FileNotFoundError, NotImplementedError, WeightsDownloadError, UnsafeCheckpointError,
-               WorkerError)
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, NotImplementedError, WeightsDownloadError,
+               UnsafeCheckpointError, WorkerError)
 
 def _report(step:str, e:BaseException):
     "Say what stopped `step`, once: a process started by `launch_training` leaves it in a file for the launcher."
@@ -149,13 +152,13 @@ def main(argv:list[str]|None=None):
     if argv is None and a.step == 'train': _ensure_passive_openmp()   # training only: see below
     setup_logging(level=logging.INFO if int(os.environ.get('RANK', 0)) == 0 else logging.WARNING)   # torchrun: rank 0 speaks
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
-    if a.step == 'config': write_config(load_config(cfg_path, a.overrides), a.out); return
     steps = DEMO_STEPS if a.step == 'demo' else [a.step]
-    banners = not os.environ.get('DFINE_NB_LAUNCHED')   # the processes `dfine train` starts leave the step banners to it
+    kw = {'path': a.out} if a.step == 'config' else {}
+    banners = not os.environ.get('DFINE_NB_LAUNCHED') and a.step != 'config'   # started processes leave banners to `dfine train`
     for s in steps:
         t0 = time.time()
         if banners: logger.info(f'== {s} ==')
-        try: run_step(s, cfg_path, a.overrides, notebook=a.notebook)
+        try: run_step(s, cfg_path, a.overrides, notebook=a.notebook, **kw)
         except USER_ERRORS as e:
             if os.environ.get('DFINE_NB_DEBUG'): raise
             _report(s, e); sys.exit(2)

@@ -10,7 +10,7 @@ __all__ = ['STALL_MAP50', 'usable_cores', 'configure_threads', 'tune_malloc', 'p
            'stall_check_epoch', 'check_input_size', 'train', 'HFDetector', 'train_for']
 
 # %% ../nbs/06_train.ipynb #74c25488
-import copy, ctypes, json, math, os, shutil, subprocess, sys, time, datetime as dt
+import copy, ctypes, json, math, os, shutil, subprocess, sys, time, warnings, datetime as dt
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
@@ -22,11 +22,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP_
 from tqdm.auto import tqdm
 from fastcore.basics import patch, store_attr
 from .core import *
-from .data import YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image
+from .data import YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image, prepare_data
 from .augment import build_loaders, save_debug_images
 from .backbone import freeze_batch_norm
 from .model import build_model, model_kwargs, PostProcess
-from .weights import load_weights, pretrained_from_config
+from .weights import load_weights, pretrained_from_config, safe_load
 from .loss import DFINECriterion
 from .metrics import evaluate, scalar_metrics, SWEEP_THRESHOLDS, save_best_threshold, save_eval_report, save_eval_preds
 
@@ -211,8 +211,7 @@ def run_dir(cfg:Config) -> Path:
         try: prev = latest_exp_dir(cfg)
         except FileNotFoundError: prev = None
         if prev is not None and prev != today and (prev / 'last.pt').exists():
-            ck = torch.load(prev / 'last.pt', map_location='cpu', weights_only=True)
-            if ck.get('epoch', 0) < cfg.train.epochs: return prev
+            if safe_load(prev / 'last.pt').get('epoch', 0) < cfg.train.epochs: return prev
     return today
 
 # %% ../nbs/06_train.ipynb #13cb4807
@@ -267,23 +266,54 @@ def state_dict(self:Trainer) -> dict:
 @patch
 def resume(self:Trainer, path:str|Path) -> bool:
     "Load the training state of `path` (a `last.pt`); refuses one from another model size or class count."
-    ck = torch.load(path, map_location='cpu', weights_only=True)
+    ck, t = safe_load(path), self.cfg.train
     for k in ('model_name', 'num_classes'):
         if ck.get(k) != model_meta(self.cfg)[k]:
-            raise ValueError(f'{path}: {k} is {ck.get(k)!r}, the config says {model_meta(self.cfg)[k]!r}; use another exp_name or train.resume=false')
+            raise ConfigError(f'{path}: {k} is {ck.get(k)!r}, the config says {model_meta(self.cfg)[k]!r}; '
+                              'use another exp_name or train.resume=false')
+    if ck['epoch'] > t.epochs:
+        raise ConfigError(f'{path}: this run has trained {ck["epoch"]} epochs, more than train.epochs={t.epochs}; ask for '
+                          f'at least {ck["epoch"]}, or use another exp_name or train.resume=false')
     self.raw.load_state_dict(ck['model'])
     if self.ema and ck['ema']: self.ema.load_state_dict(ck['ema'])
-    self.opt.load_state_dict(ck['optimizer']); self.sched.load_state_dict(ck['scheduler']); self.scaler.load_state_dict(ck['scaler'])
+    self.opt.load_state_dict(ck['optimizer'])
+    self.scaler.load_state_dict(ck['scaler'])
     self.epoch, self.step, self.best, self.patience, self.history = ck['epoch'], ck['step'], ck['best'], ck['patience'], ck['history']
+    was = ck.get('config', {}).get('train', {}).get('epochs', t.epochs)
+    if was == t.epochs: self.sched.load_state_dict(ck['scheduler'])
+    else: self.catch_up_schedule(was)
+    self.repair_best(path)
     if is_main(): logger.info(f'resumed from {path}: epoch {self.epoch}/{self.cfg.train.epochs}, step {self.step}, best {self.best:.4f}')
     return True
 
 @patch
-def save(self:Trainer, improved:bool):
-    "Write last.pt (full state) and, when the decision metric improved, best.pt (EMA weights + metadata)."
-    save_checkpoint(self.state_dict(), self.out / 'last.pt')
-    if improved:
-        save_checkpoint(dict(model=self.eval_model.state_dict(), epoch=self.epoch, metrics=self.history[-1], **model_meta(self.cfg)), self.out / 'best.pt')
+def save(self:Trainer, improved:bool, last:bool=True):
+    "Write best.pt (EMA weights + metadata) when the decision metric improved, then last.pt (full state)."
+    if improved:   # first: a last.pt of this epoch then always has its best.pt beside it
+        best = dict(model=self.eval_model.state_dict(), epoch=self.epoch, metrics=self.history[-1], **model_meta(self.cfg))
+        save_checkpoint(best, self.out / 'best.pt')
+    if last: save_checkpoint(self.state_dict(), self.out / 'last.pt')
+
+# %% ../nbs/06_train.ipynb #6324cdcd
+@patch
+def catch_up_schedule(self:Trainer, was:int):
+    "The schedule of the new `train.epochs` (built in `__init__`), stepped to where the resumed run stands."
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')                  # torch warns about scheduler steps without optimizer steps
+        for _ in range(min(self.step, self.cfg.train.epochs * self.steps_per_epoch - 1)): self.sched.step()
+    if is_main(): logger.info(f'train.epochs changed from {was} to {self.cfg.train.epochs}: the learning-rate schedule is the '
+                              f"new total's, from step {self.step}")
+
+@patch
+def repair_best(self:Trainer, path:Path):
+    "Write best.pt from the resumed EMA when the run was killed after an improving epoch's last.pt but before its best.pt."
+    if not self.history or not is_main(): return
+    best_epoch = max(self.history, key=lambda h: h['score'])['epoch']
+    have = safe_load(self.out / 'best.pt').get('epoch') if (self.out / 'best.pt').is_file() else None
+    if best_epoch == self.epoch and have != best_epoch:
+        logger.warning(f'{self.out / "best.pt"} was not written for epoch {best_epoch} (the run stopped in between): '
+                       f'written now from {path}')
+        self.save(improved=True, last=False)
 
 # %% ../nbs/06_train.ipynb #02f1d0bd
 @patch
@@ -488,7 +518,7 @@ def end_epoch(self:Trainer, e:int, losses:dict, res:dict, ttrain:float, ttotal:f
 def final_eval(self:Trainer) -> pd.DataFrame:
     "Evaluate best.pt on val and test; write final_metrics.csv, reports under plots/<split>/, eval images and the best threshold."
     t = self.cfg.train
-    best = torch.load(self.out / 'best.pt', map_location='cpu', weights_only=True)
+    best = safe_load(self.out / 'best.pt')
     model = copy.deepcopy(self.eval_model); model.load_state_dict(best['model']); model.to(self.device)
     ema, self.ema = self.ema, None; raw, self.raw = self.raw, model
     rows, dls = [], dict(val=self.val_dl, test=self.test_dl)
@@ -524,6 +554,8 @@ def check_input_size(cfg:Config):
 def train(cfg:Config, out_dir:str|Path|None=None, max_steps:int|None=None) -> Path:
     "Train D-FINE as `cfg` says; returns the experiment folder (best.pt, last.pt, metrics.csv, plots, reports)."
     check_input_size(cfg)
+    if not os.environ.get('DFINE_NB_LAUNCHED') and dist_env()[0] == 0:
+        prepare_data(cfg)                      # the doctor's gate (`dfine train` runs it before it launches processes)
     tr = Trainer(cfg, out_dir)
     if cfg.train.resume and (tr.out / 'last.pt').exists(): tr.resume(tr.out / 'last.pt')
     if is_main(): save_config(cfg, tr.out / 'config.yaml', resolved=True)

@@ -32,7 +32,7 @@ def safe_load(path:str|Path,   # a file written by `torch.save`
     if not p.is_file(): raise FileNotFoundError(f'checkpoint not found: {p.resolve()}')
     try: return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        m = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(e))
+        m = re.search(r'GLOBAL ([\w.]+)', str(e))     # 'Unsupported global: GLOBAL x.y' or '... GLOBAL posix.system whose module'
         if m is None: raise ValueError(f'{p} is not a readable torch checkpoint ({str(e).splitlines()[-1][:200]})') from None
         raise UnsafeCheckpointError(
             f'{p} needs pickled Python code to load (it stores a `{m[1]}` object), so it is refused: checkpoints are read with '
