@@ -43,7 +43,7 @@ def bench_files(exp:Path, backends:Optional[Sequence[str]]=None)->dict: # None: 
         out = {k: v for k, v in out.items() if k in backends}
     if 'tensorrt' in out and not tensorrt_available():
         logger.warning(f'{out.pop("tensorrt")[0]} skipped: TensorRT needs an NVIDIA GPU with CUDA and `pip install tensorrt` (>= 10)')
-    if len(out) == 1: logger.warning(f'{exp} holds no exported model: run `dfine export` to bench ONNX Runtime and OpenVINO too')
+    if not backends and len(out) == 1: logger.warning(f'{exp} holds no exported model: run `dfine export` to bench ONNX Runtime and OpenVINO too')
     return out
 
 # %% ../nbs/09_bench.ipynb #3e44ed80

@@ -6,10 +6,10 @@
 __all__ = ['SIZE_LRS', 'SCRATCH_LRS', 'RELEASE_DATASETS', 'RELEASE_NAMES', 'RANGES', 'FRACTIONS', 'logger', 'opt', 'Augs',
            'MosaicAugs', 'DDP', 'Train', 'Split', 'Export', 'Infer', 'App', 'Config', 'ConfigError', 'parse_override',
            'pretrained_name', 'derive_settings', 'load_config', 'describe_derived', 'config_template', 'save_config',
-           'resolve_path', 'exp_dir', 'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging', 'seed_everything',
-           'seed_worker', 'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels',
-           'boxes_to_normalized', 'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths',
-           'load_fixture', 'fixture_threads', 'traced_dynamic_hw']
+           'cache_root', 'resolve_path', 'exp_dir', 'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging',
+           'seed_everything', 'seed_worker', 'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh',
+           'boxes_to_pixels', 'boxes_to_normalized', 'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections',
+           'fixture_paths', 'load_fixture', 'fixture_threads', 'traced_dynamic_hw']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
 import contextlib, dataclasses, datetime as dt, difflib, functools, logging, os, random, re, sys, types, typing
@@ -162,8 +162,8 @@ class Infer:
     paddings: dict[str, float] = opt({'w': 0.05, 'h': 0.05}, 'crop padding: int = pixels, float = fraction of the image size')
     track: bool = opt(True, 'video detections get track ids across frames (ByteTrack-style, 11_infer) (new)')
     track_max_missed: int = opt(30, 'frames a tracked object may go undetected before its id is retired (new)')
-    backend: str = opt('torch', 'model file to run, named as `dfine bench` names them: torch (best.pt), onnxruntime, '
-                       'openvino, openvino_fp16, openvino_int8, tensorrt (new)')
+    backend: str = opt('torch', 'model file infer and check_errors run, named as `dfine bench` names them: torch '
+                       '(best.pt), onnxruntime, openvino, openvino_fp16, openvino_int8, tensorrt (new)')
 
 @dataclass
 class App:
@@ -385,6 +385,10 @@ def save_config(cfg:Config, path, resolved:bool=False) -> Path:
     return p
 
 # %% ../nbs/00_core.ipynb #8ab08e03
+def cache_root() -> Path:
+    "Where dfine_nb keeps what it can download or compute again (weights, split lists): `$DFINE_NB_CACHE` or ~/.cache/dfine_nb."
+    return Path(os.environ.get('DFINE_NB_CACHE') or Path.home() / '.cache' / 'dfine_nb').expanduser()
+
 def resolve_path(cfg:Config, p:str|Path) -> Path:
     "A config path made absolute against `cfg.train.root`."
     p = Path(p).expanduser()

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['SAMPLE_CLASSES', 'IMG_EXTS', 'HEIF_EXTS', 'SPLIT_FOLDERS', 'PAD_VALUE', 'sample_image', 'write_yolo_labels',
            'write_detections', 'read_yolo_labels', 'folder_lock', 'make_sample_dataset', 'ensure_sample_dataset',
-           'read_split', 'list_images', 'label_path', 'make_splits', 'has_objects', 'folder_splits', 'split_dataset',
-           'link_split_folders', 'to_rgb8', 'read_any_image', 'preprocess', 'image_size', 'yolo_to_coco',
-           'coco_to_yolo', 'letterbox', 'Letterbox', 'DatasetError', 'DoctorReport', 'check_dataset', 'read_image',
-           'YoloDataset', 'to_tensors', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample',
-           'ensure_splits', 'prepare_data']
+           'write_names', 'split_dir', 'split_file', 'read_split', 'list_images', 'label_path', 'make_splits',
+           'has_objects', 'folder_splits', 'split_dataset', 'refresh_splits', 'link_split_folders', 'to_rgb8',
+           'read_any_image', 'preprocess', 'image_size', 'yolo_to_coco', 'coco_to_yolo', 'letterbox', 'Letterbox',
+           'DatasetError', 'DoctorReport', 'check_dataset', 'read_image', 'YoloDataset', 'to_tensors', 'collate',
+           'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample', 'ensure_splits', 'prepare_data']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
-import contextlib, fcntl, hashlib, json, math, os, shutil, time, warnings
+import contextlib, csv, fcntl, hashlib, json, math, os, shutil, time, warnings
 import yaml
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from fastcore.basics import patch
 import pandas as pd
 import torch
 from PIL import Image, ImageOps
-from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, seed_worker, letterbox_params, boxes_to_net,
+from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, cache_root, seed_worker, letterbox_params, boxes_to_net,
                            boxes_from_net, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, boxes_to_pixels, boxes_to_normalized)
 
 # %% ../nbs/01_data.ipynb #b2a07724
@@ -238,7 +238,7 @@ def ensure_sample_dataset(cfg:Config, n_images:int=500, seed:int=0) -> Path:
     if path == resolve_path(cfg, Train().data_path):
         with folder_lock(path):        # make + split as one step: nobody reads a half-written split
             make_sample_dataset(path, n_images=n_images, seed=seed)
-            if not (path / 'train.csv').exists(): split_dataset(cfg)
+            if not read_split(path, 'train'): split_dataset(cfg)
         if sorted(cfg.train.label_to_name.values()) != sorted(SAMPLE_CLASSES.values()):
             logger.warning(f'train.label_to_name {cfg.train.label_to_name} does not match the sample classes {SAMPLE_CLASSES}')
     elif not (path / 'images').is_dir() and any((path / s / 'images').is_dir() for s in SPLIT_FOLDERS):
@@ -254,16 +254,29 @@ def ensure_sample_dataset(cfg:Config, n_images:int=500, seed:int=0) -> Path:
 IMG_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.jp2', '.pbm', '.pgm', '.ppm', '.dib', '.jfif'}
 HEIF_EXTS = {'.heic', '.heif', '.avif'}   # what the Dataset reads (preprocess also takes HEIF and PDF)
 
-def _write_lines(path, lines):
-    "Write one item per line, atomically."
-    p = Path(path); tmp = p.with_name(f'.{p.name}.{os.getpid()}.tmp')
-    tmp.write_text(''.join(f'{x}\n' for x in lines)); os.replace(tmp, p)
+def write_names(path, lines):
+    "Write one name per CSV row (quoted when a name holds a comma or a quote), atomically."
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f'.{p.name}.{os.getpid()}.tmp')
+    with open(tmp, 'w', newline='') as f: csv.writer(f).writerows([x] for x in lines)
+    os.replace(tmp, p)
+
+def split_dir(data_path) -> Path:
+    "Where the split lists of a data folder are written: a cache keyed by the folder's absolute path, never the folder."
+    d = Path(data_path).expanduser().resolve()
+    return cache_root() / 'splits' / f'{d.name}_{hashlib.sha1(str(d).encode()).hexdigest()[:10]}'
+
+def split_file(data_path, split:str) -> Path:
+    "The CSV of `split`: the data folder's own when it has a train.csv (the user's split, read only), else the cached one."
+    own = Path(data_path) / 'train.csv'
+    return (own.parent if own.is_file() else split_dir(data_path)) / f'{split}.csv'
 
 def read_split(data_path, split:str) -> list[str]:
-    "Image names (relative to images/) of `data_path/<split>.csv`; [] for a missing or empty file."
-    p = Path(data_path) / f'{split}.csv'
-    if not p.exists(): return []
-    return [l.strip().split(',')[0] for l in p.read_text().splitlines() if l.strip()]
+    "Image names (relative to images/) of the split (`split_file`); [] when there is none."
+    p = split_file(data_path, split)
+    if not p.is_file(): return []
+    with open(p, newline='', encoding='utf-8-sig') as f: return [r[0].strip() for r in csv.reader(f) if r and r[0].strip()]
 
 def list_images(images_dir, exts=IMG_EXTS) -> list[str]:
     "Files with these extensions under `images_dir` (recursive, through symlinked folders, no hidden files), as sorted relative posix paths."
@@ -300,17 +313,17 @@ def has_objects(data_path, name:str) -> bool:
 
 SPLIT_FOLDERS = {'train': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val', 'test': 'test'}
 
-def folder_splits(names:Sequence[str]) -> Optional[dict[str, list[str]]]:
-    "The splits the folders define (every name under images/train, images/val|valid|validation or images/test, train among them), else None."
+def folder_splits(names:Sequence[str], need_train:bool=True) -> Optional[dict[str, list[str]]]:
+    "The splits the folders define (every name under images/train, images/val|valid|validation or images/test), else None."
     top = [n.split('/')[0].lower() if '/' in n else '' for n in names]
-    if not names or not all(t in SPLIT_FOLDERS for t in top) or 'train' not in top: return None
+    if not names or not all(t in SPLIT_FOLDERS for t in top) or (need_train and 'train' not in top): return None
     out = {}
     for n, t in zip(names, top): out.setdefault(SPLIT_FOLDERS[t], []).append(n)
     return {k: out[k] for k in ('train', 'val', 'test') if k in out}
 
 def split_dataset(cfg:Config=None, data_path=None, train_split=None, val_split=None, seed=None, shuffle=None, ignore_negatives=None,
                   from_folders=None) -> dict[str, list[str]]:
-    "Write train/val(/test).csv into the data folder (`cfg.split.*` and `cfg.train.seed`, any argument overrides); returns the splits."
+    "Split the images (`cfg.split.*`, `cfg.train.seed`; arguments override) and write the CSVs to `split_dir`; returns the splits."
     s, t = (cfg.split, cfg.train) if cfg is not None else (None, None)
     pick = lambda v, obj, k, d: v if v is not None else getattr(obj, k) if obj is not None else d
     data_path = Path(data_path) if data_path is not None else resolve_path(cfg, cfg.train.data_path)
@@ -320,9 +333,33 @@ def split_dataset(cfg:Config=None, data_path=None, train_split=None, val_split=N
     if splits: logger.info(f'split {data_path}: the folders images/{{train, val, test}} define the splits (split.from_folders)')
     else: splits = make_splits(names, pick(train_split, s, 'train_split', 0.85), pick(val_split, s, 'val_split', 0.15),
                                pick(seed, t, 'seed', 42), pick(shuffle, s, 'shuffle', True))
-    for k, v in splits.items(): _write_lines(data_path / f'{k}.csv', v)
-    if 'test' not in splits and (data_path / 'test.csv').exists(): _write_lines(data_path / 'test.csv', [])
-    logger.info(f'split {data_path}: ' + ', '.join(f'{k} {len(v)}' for k, v in splits.items()))
+    out = split_dir(data_path)
+    for k in ('train', 'val', 'test'):
+        if k in splits or (out / f'{k}.csv').exists(): write_names(out / f'{k}.csv', splits.get(k, []))
+    logger.info(f'split {data_path}: ' + ', '.join(f'{k} {len(v)}' for k, v in splits.items()) + f' -> {out}')
+    if (data_path / 'train.csv').is_file():
+        logger.warning(f'{data_path} has its own train.csv: its CSVs are the split that is used, not the one written to {out}')
+    return splits
+
+# %% ../nbs/01_data.ipynb #a8d88f03
+def refresh_splits(cfg:Config, path:Path) -> dict[str, list[str]]:
+    "Bring the cached split of `path` up to date with its images: new ones split by the same rules and added, removed ones dropped."
+    s = cfg.split
+    splits = {k: read_split(path, k) for k in ('train', 'val', 'test')}
+    names = list_images(path / 'images')
+    if s.ignore_negatives: names = [n for n in names if has_objects(path, n)]
+    known = {n for v in splits.values() for n in v}
+    new, gone = sorted(set(names) - known), known - set(names)
+    if not new and not gone: return splits
+    if (path / 'train.csv').is_file():           # the user's own split is never rewritten; the doctor names missing images
+        if new: logger.warning(f'{len(new)} image(s) of {path}/images are in none of its split CSVs, so unused: {new[:3]}')
+        return splits
+    add = (folder_splits(new, need_train=False) if s.from_folders else None) or \
+          make_splits(new, s.train_split, s.val_split, cfg.train.seed, s.shuffle)
+    splits = {k: [n for n in v if n not in gone] + add.get(k, []) for k, v in splits.items()}
+    for k, v in splits.items(): write_names(split_dir(path) / f'{k}.csv', v)
+    logger.warning(f'{path}: the images changed since the split: {len(new)} new one(s) added (' +
+                   ', '.join(f'{k} {len(v)}' for k, v in add.items()) + f'), {len(gone)} removed one(s) dropped')
     return splits
 
 # %% ../nbs/01_data.ipynb #f190258a
@@ -459,7 +496,7 @@ def _copy_labels_and_splits(src:Path, dst:Path, rep:pd.DataFrame):
             old = read_split(src, split)
             new = [names[n] for n in old if names.get(n)]
             if len(new) < len(old): logger.warning(f'{split}.csv: {len(old) - len(new)} image(s) not converted were left out')
-            _write_lines(dst / f'{split}.csv', new)
+            write_names(dst / f'{split}.csv', new)
 
 # %% ../nbs/01_data.ipynb #11cb8277
 def image_size(path) -> tuple[int, int]:
@@ -952,6 +989,7 @@ def ensure_splits(cfg:Config) -> Path:
     "The data folder of `cfg`, with the sample dataset generated and the split CSVs written when missing."
     path = ensure_sample_dataset(cfg)
     if not read_split(path, 'train'): split_dataset(cfg)
+    else: refresh_splits(cfg, path)
     return path
 
 def prepare_data(cfg:Config, strict:bool=False) -> 'DoctorReport':

@@ -4,21 +4,21 @@
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'DISPLAY_DECIMALS', 'VIDEO_CODECS', 'crop_box', 'detections_table', 'save_outputs', 'KalmanBox',
-           'xyxy_to_xyah', 'Tracker', 'infer_video', 'infer', 'image_errors', 'check_errors']
+           'xyxy_to_xyah', 'Tracker', 'infer_video', 'model_file', 'fresh_dir', 'infer', 'image_errors', 'check_errors']
 
 # %% ../nbs/11_infer.ipynb #452d78ec
-import time
+import itertools, shutil, time
 from pathlib import Path
 from typing import Optional
 import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import Config, Detections, logger, latest_exp_dir, resolve_path
+from .core import Config, ConfigError, Detections, logger, latest_exp_dir, resolve_path
 from .data import IMG_EXTS, list_images, read_image, write_detections
 from scipy.optimize import linear_sum_assignment
 from .metrics import draw_detections, draw_eval_image, match_detections, pairwise_iou
-from .bench import split_images
+from .bench import bench_files, split_images
 from .backends import load_predictor, Predictor
 
 # %% ../nbs/11_infer.ipynb #ce3c7bdd
@@ -162,12 +162,30 @@ def infer_video(pred:Predictor, path:Path, out:Path, names:dict, cfg:Config, ste
     if frame == 0: raise ValueError(f'{path}: no frame could be decoded')
     return rows
 
+# %% ../nbs/11_infer.ipynb #13c50aaf
+def model_file(cfg:Config, exp:Path, # the experiment folder
+               model=None)->tuple: # a model file; None: the one `infer.backend` names in `exp`
+    "(path, runtime options) of the model to run: `model`, else the file of `exp` that `infer.backend` names."
+    if model is not None: return Path(model), {}
+    b = cfg.infer.backend
+    try: files = bench_files(exp, [b])
+    except ValueError as e: raise ConfigError(f'infer.backend={b!r}: {e}') from None
+    if b not in files: raise ConfigError(f'infer.backend={b}: cannot run on this machine (the warning above says why)')
+    return files[b]
+
+# %% ../nbs/11_infer.ipynb #33fbd4cf
+def fresh_dir(path)->Path:
+    "`path` if it holds no file yet, else the first of `path_2`, `path_3`, ... that holds none: runs never overwrite."
+    path = Path(path)
+    runs = itertools.chain([path], (path.with_name(f'{path.name}_{i}') for i in itertools.count(2)))
+    return next(p for p in runs if not p.exists() or p.is_dir() and not any(f.is_file() for f in p.rglob('*')))
+
 # %% ../nbs/11_infer.ipynb #55d62c2b
 def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
           source=None, # a folder, an image or a video; default train.path_to_test_data, or data_path's images/ when that is ''
-          model=None, # .pt / .onnx / .xml / .engine; default <experiment>/best.pt
+          model=None, # .pt / .onnx / .xml / .engine; default the experiment's file that `infer.backend` names
           conf=None, # threshold (float, per-class list or dict); default the saved best threshold
-          out_dir=None, # default <experiment>/infer
+          out_dir=None, # default <experiment>/infer; a folder holding files already: the next free out_dir_2, _3, ...
           **runtime_kw)->pd.DataFrame: # e.g. device='cpu', precision='f32'
     "Detections on every image and video of `source`, drawn and saved; returns the rows of `detections.csv`."
     exp = latest_exp_dir(cfg)
@@ -176,11 +194,13 @@ def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
     if not src.exists(): raise FileNotFoundError(f'{src} does not exist (train.path_to_test_data or `source`)')
     files = [src] if src.is_file() else [src / f for f in list_images(src, IMG_EXTS | VIDEO_EXTS)]
     if not files: raise FileNotFoundError(f'{src}: no images ({", ".join(sorted(IMG_EXTS))}) or videos ({", ".join(sorted(VIDEO_EXTS))})')
-    pred = load_predictor(Path(model) if model else exp / 'best.pt', conf_thresh=conf, **runtime_kw)
+    path, kw = model_file(cfg, exp, model)
+    pred = load_predictor(path, conf_thresh=conf, **(kw | runtime_kw))
     names = pred.label_to_name
-    out = Path(out_dir) if out_dir else exp / 'infer'
+    out = fresh_dir(Path(out_dir) if out_dir else exp / 'infer')
+    made = not out.exists()
     for d in ('images', 'labels', 'videos'): (out / d).mkdir(parents=True, exist_ok=True)
-    rows, skipped, t = [], [], time.time()
+    rows, skipped, first, t = [], [], None, time.time()
     stem_of = lambda p: (p.relative_to(src).with_suffix('').as_posix().replace('/', '__') if src.is_dir() else p.stem)
     for p in tqdm(files, desc='infer'):
         try:
@@ -190,6 +210,11 @@ def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
                 rows += [dict(file=str(p), frame=-1, **r) for r in save_outputs(img, pred(img), out, stem_of(p), names, cfg)[0]]
         except Exception as e:                           # a corrupt file is named and skipped; the others go on
             logger.warning(f'infer: skipped {p}: {e}'); skipped.append(dict(file=str(p), error=str(e)))
+            first = first or e
+    if len(skipped) == len(files):                       # nothing to show: one line, and no folder left behind
+        if made: shutil.rmtree(out, ignore_errors=True)
+        raise FileNotFoundError(f'{src}: all {len(files)} files failed, nothing was written; the first: '
+                                + ' '.join(skipped[0]['error'].split())) from first
     df = pd.DataFrame(rows, columns=['file', 'frame', 'track_id', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']).astype({'track_id': 'Int64'})
     df.to_csv(out / 'detections.csv', index=False)
     pd.DataFrame(skipped, columns=['file', 'error']).to_csv(out / 'skipped.csv', index=False)
@@ -213,14 +238,15 @@ def image_errors(dets:Detections, gt:Detections, iou_thresh:float=0.5)->list:
 # %% ../nbs/11_infer.ipynb #2656608b
 def check_errors(cfg:Config, # the experiment folder and its dataset
                  split:str='test', # the labelled split to review
-                 model=None, # default <experiment>/best.pt; any exported file works
+                 model=None, # default the experiment's file that `infer.backend` names; any exported file works
                  conf=None, # default: the saved best threshold
                  out_dir=None, # default <experiment>/check_errors
                  **runtime_kw)->pd.DataFrame:
     "False positives, class confusions and misses of a model on a labelled split: drawn images and `errors.csv`."
     exp = latest_exp_dir(cfg)
+    path, kw = model_file(cfg, exp, model)                      # a wrong backend stops before the split is read
     images, gts, names = split_images(cfg, split)
-    pred = load_predictor(Path(model) if model else exp / 'best.pt', conf_thresh=conf, **runtime_kw)
+    pred = load_predictor(path, conf_thresh=conf, **(kw | runtime_kw))
     out = Path(out_dir) if out_dir else exp / 'check_errors'
     for d in ('FPs', 'FNs'): (out / d).mkdir(parents=True, exist_ok=True)
     rows = []

@@ -22,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP_
 from tqdm.auto import tqdm
 from fastcore.basics import patch, store_attr
 from .core import *
-from .data import YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image, prepare_data
+from .data import (YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image, prepare_data,
+                           write_names)
 from .augment import build_loaders, save_debug_images
 from .backbone import freeze_batch_norm
 from .model import build_model, model_kwargs, PostProcess
@@ -219,12 +220,14 @@ def run_dir(cfg:Config) -> Path:
 def build_data(self:Trainer):
     "Loaders (`dfine_nb.augment.build_loaders`): train augmented and sharded under DDP, val and test letterboxed, never padded."
     cfg, t = self.cfg, self.cfg.train
-    ensure_splits(cfg)
+    data = ensure_splits(cfg)
     dls = build_loaders(cfg, splits=('train', 'val', 'test'), batch_size=process_batch_size(cfg, self.device, self.world))
     self.train_dl, self.val_dl, self.test_dl = dls['train'], dls['val'], dls.get('test')
     self.train_ds, self.val_ds = self.train_dl.dataset, self.val_dl.dataset
     self.test_ds = self.test_dl.dataset if self.test_dl is not None else None
     if t.debug_img_processing and is_main(): save_debug_images(dls, self.out / 'debug_images', n=12, names=t.label_to_name)
+    if is_main():                                # a record of the split this run trained and validated on
+        for sp in ('train', 'val', 'test'): write_names(self.out / 'splits' / f'{sp}.csv', read_split(data, sp))
 
 @patch
 def build_model(self:Trainer):

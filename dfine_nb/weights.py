@@ -18,7 +18,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 from tqdm import tqdm
-from .core import get_logger, fixture_paths, load_fixture, resolve_path, pretrained_name, RELEASE_NAMES
+from .core import get_logger, fixture_paths, load_fixture, resolve_path, pretrained_name, RELEASE_NAMES, cache_root
 from .backbone import HGNetv2
 
 # %% ../nbs/03d_weights.ipynb #bb7caa12
@@ -327,7 +327,7 @@ _all_ = ['pretrained_name', 'RELEASE_NAMES']    # the resolver lives in core (co
 
 def weights_cache_dir(cache_dir:str|Path|None=None) -> Path:
     "Where downloaded weights live: `cache_dir`, else `$DFINE_NB_CACHE`, else `~/.cache/dfine_nb`."
-    return Path(cache_dir or os.environ.get('DFINE_NB_CACHE') or Path.home() / '.cache' / 'dfine_nb').expanduser()
+    return Path(cache_dir).expanduser() if cache_dir else cache_root()
 
 # %% ../nbs/03d_weights.ipynb #61c1ee78
 class WeightsDownloadError(RuntimeError):
