@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['SIZE_LRS', 'SCRATCH_LRS', 'RELEASE_DATASETS', 'RELEASE_NAMES', 'RANGES', 'FRACTIONS', 'logger', 'opt', 'Augs',
-           'MosaicAugs', 'DDP', 'Train', 'Split', 'Export', 'Infer', 'App', 'Config', 'ConfigError', 'parse_override',
-           'pretrained_name', 'derive_settings', 'load_config', 'describe_derived', 'config_template', 'save_config',
-           'cache_root', 'resolve_path', 'exp_dir', 'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging',
-           'seed_everything', 'seed_worker', 'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh',
-           'boxes_to_pixels', 'boxes_to_normalized', 'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections',
-           'fixture_paths', 'load_fixture', 'fixture_threads', 'traced_dynamic_hw']
+           'MosaicAugs', 'DDP', 'Train', 'Split', 'Export', 'Infer', 'App', 'Config', 'ConfigError', 'WorkerError',
+           'Stopped', 'config_items', 'parse_override', 'pretrained_name', 'derive_settings', 'load_config',
+           'describe_derived', 'yaml_value', 'config_template', 'save_config', 'cache_root', 'resolve_path', 'exp_dir',
+           'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging', 'seed_everything', 'seed_worker',
+           'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels', 'boxes_to_normalized',
+           'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths', 'load_fixture',
+           'fixture_threads', 'traced_dynamic_hw']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
 import contextlib, dataclasses, datetime as dt, difflib, functools, logging, os, random, re, sys, types, typing
@@ -77,7 +78,8 @@ SCRATCH_LRS = {'n': {'backbone_lr': 3.2e-3, 'base_lr': 8e-4},
 class Train:
     "Data, model start, optimisation and evaluation settings."
     root: str = opt('.', 'project root: relative paths below are resolved against it')
-    data_path: str = opt('data/sample', 'folder with images/ and labels/ (YOLO txt) and the split CSVs; data/sample is generated on first use')
+    data_path: str = opt('data/sample', 'folder with images/ and labels/ (YOLO txt), never written to; data/sample is '
+                         'generated on first use')
     path_to_test_data: str = opt('', "folder (or file) of images or videos for `dfine infer`; '' = data_path's images/")
     path_to_save: str = opt('', 'experiment folder; empty = output/<exp_name>_<YYYY-MM-DD>')
     pretrained_dataset: str = opt('coco', "coco, obj2coco or obj365: the authors' release that "
@@ -217,15 +219,24 @@ def _check(val, tp, key:str):
     if not isinstance(val, tp) or (tp is not bool and isinstance(val, bool)): raise bad
     return val
 
+class WorkerError(Exception):
+    "A mistake in the config, the data or the weights that a training process reported (its one-line message)."
+
+class Stopped(Exception):
+    "Training stopped by a signal; `code` is the exit code (128 + the signal's number)."
+    def __init__(self, msg:str, code:int): super().__init__(msg); self.code = code
+
 # %% ../nbs/00_core.ipynb #c511f897
-def _all_keys(cls=None, prefix='') -> list[str]:
+def config_items(obj=None, pre:str=''):
+    "Every key of a config (defaults when None), depth first: (dotted key, value, doc, is_section)."
+    for f in fields(obj if obj is not None else Config()):
+        v = getattr(obj if obj is not None else Config(), f.name)
+        yield pre + f.name, v, f.metadata.get('doc', ''), is_dataclass(v)
+        if is_dataclass(v): yield from config_items(v, pre + f.name + '.')
+
+def _all_keys() -> list[str]:
     "Every dotted key of the config, for suggestions."
-    out = []
-    for f in fields(cls or Config):
-        out.append(prefix + f.name)
-        tp = get_type_hints(cls or Config)[f.name]
-        if is_dataclass(tp): out += _all_keys(tp, prefix + f.name + '.')
-    return out
+    return [k for k, *_ in config_items()]
 
 def _unknown(key:str) -> ConfigError:
     near = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.6)
@@ -356,27 +367,24 @@ def describe_derived(cfg:Config) -> str:
     return 'derived settings: ' + (', '.join(done) or 'none')
 
 # %% ../nbs/00_core.ipynb #3f8ee982
+def yaml_value(v) -> str:
+    return yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=1000).replace('\n...\n', '').strip()
+
 def config_template(cfg:Config|None=None, # defaults when None
                     resolved:bool=False   # derived values (a record of a run) instead of null (a template to edit)
                    ) -> str:
     "A commented YAML rendering of `cfg`: every key with its doc; derived settings null, or values with their rule."
     cfg = cfg or load_config()
-    derived = getattr(cfg, 'derived', {})
-    def emit(obj, ind, pre=''):
-        out = []
-        for f in fields(obj):
-            v, doc, key = getattr(obj, f.name), f.metadata.get('doc', ''), pre + f.name
-            if is_dataclass(v):
-                out += [f"{' '*ind}# {doc}" if doc else '', f"{' '*ind}{f.name}:"] + emit(v, ind + 2, key + '.')
-                continue
-            if key in derived and not resolved: v = None
-            elif key in derived: doc = f'derived from {derived[key]}; {doc}'
-            val = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=1000).replace('\n...\n', '').strip()
-            dump = f'{f.name}: {val}'
-            out.append(f"{' '*ind}{dump:<48} # {doc}")
-        return out
-    head = '# dfine_nb config: edit, then `dfine <step> --config this.yaml [key=value ...]`\n'
-    return head + '\n'.join(l for l in emit(cfg, 0) if l != '') + '\n'
+    derived, out = getattr(cfg, 'derived', {}), ['# dfine_nb config: edit, then `dfine <step> --config this.yaml [key=value ...]`']
+    for key, v, doc, section in config_items(cfg):
+        ind, name = '  ' * key.count('.'), key.rsplit('.', 1)[-1]
+        if section:
+            out += [f'{ind}# {doc}', f'{ind}{name}:']
+            continue
+        if key in derived and not resolved: v = None
+        elif key in derived: doc = f'derived from {derived[key]}; {doc}'
+        out.append(f"{ind}{f'{name}: {yaml_value(v)}':<48} # {doc}")
+    return '\n'.join(out) + '\n'
 
 def save_config(cfg:Config, path, resolved:bool=False) -> Path:
     "Write `cfg` as a commented YAML file (`resolved`: see `config_template`)."

@@ -6,11 +6,13 @@
 __all__ = ['STALL_MAP50', 'usable_cores', 'configure_threads', 'tune_malloc', 'param_groups', 'build_optimizer',
            'build_scheduler', 'ModelEMA', 'save_checkpoint', 'model_meta', 'num_classes', 'dist_env',
            'init_distributed', 'is_main', 'gather_lists', 'train_processes', 'process_batch_size', 'launch_command',
-           'amp_settings', 'ground_truth', 'Trainer', 'run_dir', 'freeze', 'predict_split', 'plot_curves', 'Loggers',
-           'stall_check_epoch', 'check_input_size', 'train', 'HFDetector', 'train_for']
+           'launch_training', 'amp_settings', 'ground_truth', 'Trainer', 'run_dir', 'freeze', 'predict_split',
+           'plot_curves', 'Loggers', 'stall_check_epoch', 'check_input_size', 'train_in_child', 'train', 'HFDetector',
+           'train_for']
 
 # %% ../nbs/06_train.ipynb #74c25488
-import copy, ctypes, json, math, os, shutil, subprocess, sys, time, warnings, datetime as dt
+import contextlib, copy, ctypes, json, logging, math, os, re, shutil, signal, subprocess, sys, tempfile, time, warnings
+import datetime as dt
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
@@ -163,6 +165,46 @@ def launch_command(cfg:Config, config_path:str|None, overrides:list[str], nproc:
     tool = lambda name: str(here / name) if (here / name).is_file() else shutil.which(name) or name
     return [tool('torchrun'), f'--nproc_per_node={nproc or train_processes(cfg)}', '--standalone', tool('dfine'), 'train',
             *(['--config', str(config_path)] if config_path else []), *overrides]
+
+# %% ../nbs/06_train.ipynb #46aabb72
+@contextlib.contextmanager
+def _launcher_scope(**env):
+    "Set `env` and quiet torchrun's logging for the launch; restore both, and the signal handlers torchrun installs."
+    old = {k: os.environ.get(k) for k in env}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)}
+    tlogs = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith('torch.distributed')]
+    levels = [l.level for l in tlogs]      # torch gives each of its launcher's loggers a level of its own
+    os.environ.update(env)
+    for l in tlogs: l.setLevel(logging.CRITICAL)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+        for s, h in handlers.items(): signal.signal(s, h)
+        for l, v in zip(tlogs, levels): l.setLevel(v)
+
+def launch_training(cfg:Config, config_path:str|None, overrides:list[str], n:int) -> Path:
+    "Train in `n` processes with torchrun's launcher, run inside this process; returns the experiment folder."
+    from torch.distributed.run import get_args_parser, run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    logger.info(f'training in {n} processes (torchrun, DistributedDataParallel)')
+    out = run_dir(cfg)                                   # where the processes will train (today's, or an unfinished one)
+    args = get_args_parser().parse_args(launch_command(cfg, config_path, overrides, n)[1:])
+    with tempfile.TemporaryDirectory(prefix='dfine_errors_') as d, _launcher_scope(
+            DFINE_NB_LAUNCHED='1', DFINE_NB_ERROR_DIR=d, OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')):
+        try: run(args)
+        except ChildFailedError as e:
+            reported = sorted(Path(d).glob('error.*.txt'))
+            if reported: raise WorkerError(reported[0].read_text().strip()) from None
+            rank, f = e.get_first_failure()
+            how = f'was killed by signal {-f.exitcode}' if f.exitcode < 0 else f'exited with code {f.exitcode}'
+            raise RuntimeError(f'training process {rank} {how}; its output above says why') from None
+        except SignalException as e:
+            raise Stopped(f'stopped by {e.sigval.name}: every training process has ended; the same command resumes '
+                          f'from the last finished epoch (last.pt)', 128 + int(e.sigval)) from None
+    return out
 
 # %% ../nbs/06_train.ipynb #1aba2bee
 def amp_settings(device:torch.device, enabled:bool) -> tuple[bool, torch.dtype|None, torch.amp.GradScaler]:
@@ -553,10 +595,40 @@ def check_input_size(cfg:Config):
         raise ConfigError(f"train.img_size={[H, W]} gives D-FINE-{cfg.model_name.upper()} {tokens} encoder tokens (strides {dec['feat_strides']}), "
                           f"fewer than its {dec['num_queries']} queries: use a larger train.img_size or train.model_overrides={{num_queries: {tokens}}}")
 
+# %% ../nbs/06_train.ipynb #50ef8448
+def train_in_child(cfg:Config, out:Path) -> Path:
+    "Run `dfine train` on `cfg` in a child process (its OpenMP policy, its processes), streaming its output here."
+    here = Path(sys.executable).parent / 'dfine'
+    tail = b''
+    with tempfile.TemporaryDirectory(prefix='dfine_cfg_') as d:
+        cmd = [str(here) if here.is_file() else shutil.which('dfine') or 'dfine', 'train', '--config',
+               str(save_config(cfg, Path(d) / 'config.yaml', resolved=True))]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            for chunk in iter(lambda: p.stdout.read1(1 << 14), b''):   # chunks, not lines: progress bars redraw with \r
+                sys.stdout.write(chunk.decode(errors='replace')); sys.stdout.flush()
+                tail = (tail + chunk)[-20_000:]
+            rc = p.wait()
+        except KeyboardInterrupt:                        # the kernel's interrupt: the child stops its processes, then we do
+            p.send_signal(signal.SIGINT); p.wait()
+            raise
+    if rc == 2:
+        errs = re.findall(r' ERROR dfine train: (.*)', tail.decode(errors='replace'))
+        raise ConfigError(errs[-1] if errs else 'dfine train ended with exit code 2')
+    if rc: raise RuntimeError(f'`dfine train` ended with exit code {rc}; its output above says why')
+    return out
+
 # %% ../nbs/06_train.ipynb #d981052b
-def train(cfg:Config, out_dir:str|Path|None=None, max_steps:int|None=None) -> Path:
+def train(cfg:Config, out_dir:str|Path|None=None,
+          max_steps:int|None=None,  # cap on optimizer steps per epoch (quick checks; trains in this process)
+          spawn:bool|None=None      # run `dfine train` in a child process; None = unless launched by it or max_steps is set
+         ) -> Path:
     "Train D-FINE as `cfg` says; returns the experiment folder (best.pt, last.pt, metrics.csv, plots, reports)."
     check_input_size(cfg)
+    if spawn is None: spawn = max_steps is None and not os.environ.get('DFINE_NB_LAUNCHED') and 'LOCAL_RANK' not in os.environ
+    if spawn:
+        if out_dir is not None: cfg = copy.deepcopy(cfg); cfg.train.path_to_save = str(Path(out_dir).resolve())
+        return train_in_child(cfg, Path(out_dir) if out_dir else run_dir(cfg))
     if not os.environ.get('DFINE_NB_LAUNCHED') and dist_env()[0] == 0:
         prepare_data(cfg)                      # the doctor's gate (`dfine train` runs it before it launches processes)
     tr = Trainer(cfg, out_dir)
