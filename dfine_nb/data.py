@@ -8,11 +8,12 @@ __all__ = ['SAMPLE_CLASSES', 'IMG_EXTS', 'HEIF_EXTS', 'SPLIT_FOLDERS', 'PAD_VALU
            'write_names', 'split_dir', 'split_file', 'read_split', 'list_images', 'label_path', 'make_splits',
            'has_objects', 'folder_splits', 'split_dataset', 'refresh_splits', 'link_split_folders', 'to_rgb8',
            'read_any_image', 'preprocess', 'image_size', 'yolo_to_coco', 'coco_to_yolo', 'letterbox', 'Letterbox',
-           'DatasetError', 'DoctorReport', 'check_dataset', 'read_image', 'YoloDataset', 'to_tensors', 'collate',
-           'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample', 'ensure_splits', 'prepare_data']
+           'DatasetError', 'DoctorReport', 'check_dataset', 'convert_dataset', 'read_image', 'YoloDataset',
+           'to_tensors', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample', 'ensure_splits',
+           'prepare_data']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
-import contextlib, csv, fcntl, hashlib, json, math, os, shutil, time, warnings
+import contextlib, csv, fcntl, hashlib, json, math, os, shlex, shutil, time, warnings
 import yaml
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -241,10 +242,11 @@ def ensure_sample_dataset(cfg:Config, n_images:int=500, seed:int=0) -> Path:
             if not read_split(path, 'train'): split_dataset(cfg)
         if sorted(cfg.train.label_to_name.values()) != sorted(SAMPLE_CLASSES.values()):
             logger.warning(f'train.label_to_name {cfg.train.label_to_name} does not match the sample classes {SAMPLE_CLASSES}')
-    elif not (path / 'images').is_dir() and any((path / s / 'images').is_dir() for s in SPLIT_FOLDERS):
-        raise FileNotFoundError(f'train.data_path={cfg.train.data_path!r} -> {path} holds <split>/images and <split>/labels folders (as Roboflow '
-                                f'exports them); make the images/ labels/ layout next to it, with links, nothing copied: python -c "from dfine_nb.data '
-                                f'import link_split_folders; link_split_folders(\'{path}\', \'{path}_dfine\')", then set train.data_path={path}_dfine')
+    elif not (path / 'images').is_dir() and (kind := _dataset_layout(path)):
+        raise FileNotFoundError(f'train.data_path={cfg.train.data_path!r} -> {path} holds {_LAYOUTS[kind]}; convert '
+                                'it to images/ + labels/ (images linked, the folder untouched) with '
+                                f'`dfine convert {_cli_arg("train.data_path", path)}`, '
+                                f'then set {_cli_arg("train.data_path", _converted_path(path))}')
     elif not (path / 'images').is_dir():
         raise FileNotFoundError(f'train.data_path={cfg.train.data_path!r} -> {path} has no images/ folder; point train.data_path at a '
                                 f'folder with images/ and labels/ (YOLO txt), or leave the default {Train().data_path!r} for the sample dataset')
@@ -362,7 +364,30 @@ def refresh_splits(cfg:Config, path:Path) -> dict[str, list[str]]:
                    ', '.join(f'{k} {len(v)}' for k, v in add.items()) + f'), {len(gone)} removed one(s) dropped')
     return splits
 
+# %% ../nbs/01_data.ipynb #76192245
+def _cli_arg(key:str, value) -> str:
+    "`key=value` to paste after a `dfine` command: the value in YAML flow style, shell-quoted only when needed."
+    v = str(value) if isinstance(value, (str, Path)) else \
+        yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
+    s = f'{key}={v}'
+    if shlex.quote(s) == s: return s
+    return shlex.quote(s) if set('"$`\\!') & set(v) else f'{key}="{v}"'
+
 # %% ../nbs/01_data.ipynb #f190258a
+def _link_dir(link:Path, target:Path):
+    "`link` -> the folder `target`, a symlink; a copy (with a warning) where the file system cannot link."
+    link.parent.mkdir(parents=True, exist_ok=True)
+    try: link.symlink_to(target, target_is_directory=True)
+    except OSError as e:
+        logger.warning(f'{link}: cannot make a link ({e}): copying {target} instead')
+        shutil.copytree(target, link)
+
+def _yaml_names(src:Path) -> Optional[dict]:
+    "The class names of `src/data.yaml` (Roboflow, Ultralytics) as {id: name}; None without one."
+    y = src / 'data.yaml'
+    names = (yaml.safe_load(y.read_text()) or {}).get('names') if y.is_file() else None
+    return dict(enumerate(names)) if isinstance(names, list) else names or None
+
 def link_split_folders(src, # a folder with <split>/images and <split>/labels (train, valid|val, test)
                        dst)->Path: # new folder: images/<split> and labels/<split> link into src
     "The images/ labels/ layout of a split-first dataset, made of symlinks; returns `dst`."
@@ -371,11 +396,8 @@ def link_split_folders(src, # a folder with <split>/images and <split>/labels (t
     if not splits: raise FileNotFoundError(f'{src}: no <split>/images folder ({", ".join(SPLIT_FOLDERS)})')
     for s in splits:
         for kind in ('images', 'labels'):
-            link = dst / kind / s
-            if (src / s / kind).is_dir() and not link.exists(): link.parent.mkdir(parents=True, exist_ok=True); link.symlink_to(src / s / kind, target_is_directory=True)
-    if (y := src / 'data.yaml').is_file():
-        names = (yaml.safe_load(y.read_text()) or {}).get('names')
-        if names: logger.info(f'{y}: set train.label_to_name={dict(enumerate(names)) if isinstance(names, list) else names}')
+            if (src / s / kind).is_dir() and not (dst / kind / s).exists(): _link_dir(dst / kind / s, src / s / kind)
+    if names := _yaml_names(src): logger.info(f'{src / "data.yaml"}: set {_cli_arg("train.label_to_name", names)}')
     logger.info(f'{dst}: images/ and labels/ link to {src} ({", ".join(splits)})')
     return dst
 
@@ -553,6 +575,36 @@ def coco_to_yolo(coco, out_dir, images_dir=None, copy_images:bool=True) -> dict:
     if skipped: logger.warning(f'coco_to_yolo: skipped {dict(skipped)}')
     return info
 
+# %% ../nbs/01_data.ipynb #e55d2ef6
+_LAYOUTS = {'coco': 'images/ with a COCO .json beside it',
+            'split_coco': '<split>/ folders, each with its images and a COCO .json (Roboflow COCO)',
+            'split_yolo': '<split>/images and <split>/labels folders (Roboflow YOLO)'}
+
+def _coco_files(folder:Path) -> list[Path]:
+    "The .json files directly in `folder` that look like COCO annotations."
+    out = []
+    for j in sorted(Path(folder).glob('*.json')):
+        with open(j, encoding='utf-8', errors='replace') as f: head = f.read(1 << 20)
+        if '"annotations"' in head or ('"images"' in head and '"file_name"' in head): out.append(j)
+    return out
+
+def _split_dirs(path:Path) -> list[Path]:
+    "The sub-folders of `path` named as splits (train, val|valid|validation, test)."
+    if not path.is_dir(): return []
+    return [s for s in sorted(path.iterdir()) if s.is_dir() and s.name.lower() in SPLIT_FOLDERS]
+
+def _dataset_layout(path) -> Optional[str]:
+    "The key of `_LAYOUTS` that the folder `path` holds, or None."
+    p = Path(path)
+    if (p / 'images').is_dir() and _coco_files(p): return 'coco'
+    if any((s / 'images').is_dir() for s in _split_dirs(p)): return 'split_yolo'
+    if any(_coco_files(s) for s in _split_dirs(p)): return 'split_coco'
+    return None
+
+def _converted_path(path) -> Path:
+    "Where `convert_dataset` writes the images/ + labels/ version of the folder `path`: its sibling `<path>_yolo`."
+    return Path(path).with_name(f'{Path(path).name}_yolo')
+
 # %% ../nbs/01_data.ipynb #b64e4648
 PAD_VALUE = 114
 
@@ -718,12 +770,12 @@ def _check_duplicates(add, probes:dict, split_of:dict, data:Path, max_bits:int):
 
 # %% ../nbs/01_data.ipynb #da122b78
 def _coco_hint(data:Path) -> str:
-    "A pointer to the conversion when the folder holds a COCO annotation file."
-    for j in sorted(data.glob('*.json')):
-        if j.stat().st_size < 200_000_000 and '"annotations"' in j.read_text(errors='replace')[:5_000_000]:
-            return (f'; {j.name} looks like COCO annotations: write YOLO labels with dfine_nb.data.coco_to_yolo('
-                    f"'{j}', out_dir) and point train.data_path at out_dir")
-    return ''
+    "The command that converts the folder when it holds COCO annotations beside images/."
+    js = _coco_files(data)
+    if not js: return ''
+    return (f'; {js[0].name} looks like COCO annotations: convert them to labels/ (images linked, this folder '
+            f'untouched) with `dfine convert {_cli_arg("train.data_path", data)}`, '
+            f'then set {_cli_arg("train.data_path", _converted_path(data))}')
 
 def check_dataset(cfg:Config,                # reads train.data_path, label_to_name, img_size, keep_ratio
                   strict:bool=False,         # raise DatasetError on any error or warning
@@ -798,6 +850,91 @@ def _doctor_stats(add, t, sizes:pd.DataFrame, counts, names, probes, n_bg, split
                 min_side_px_p5_p50_p95=[round(float(np.percentile(ms, q)), 1) for q in (5, 50, 95)] if len(ms) else [],
                 image_wh_min_max=[[int(min(p['w'] for p in probes.values())), int(min(p['h'] for p in probes.values()))],
                                   [int(max(p['w'] for p in probes.values())), int(max(p['h'] for p in probes.values()))]] if probes else [])
+
+# %% ../nbs/01_data.ipynb #b8ab9e1d
+def _coco_parts(src:Path, kind:str) -> list[tuple[Path, Path, str]]:
+    "(COCO file, its images folder, split folder name or '') of each split of a 'coco' or 'split_coco' folder."
+    groups = [(src, src / 'images', '')] if kind == 'coco' else [(s, s, s.name) for s in _split_dirs(src)]
+    parts = []
+    for where, img_dir, split in groups:
+        js = _coco_files(where)
+        if len(js) > 1:
+            raise ConfigError(f'{where} holds {len(js)} COCO files ({", ".join(j.name for j in js)}): dfine convert '
+                              'reads one per folder; point train.data_path at a copy that keeps the one to train on')
+        if js: parts.append((js[0], img_dir, split))
+        else: logger.warning(f'{where}: no COCO .json in it, its images are left out')
+    return parts
+
+def _merge_coco(parts:list[tuple[Path, Path, str]]) -> dict:
+    "One COCO dict of `parts`: image ids renumbered, file names relative to the output's images/, categories by id."
+    images, anns, cats = [], [], {}
+    for js, img_dir, split in parts:
+        c = json.loads(js.read_text(encoding='utf-8'))
+        if not (isinstance(c, dict) and isinstance(c.get('images'), list) and isinstance(c.get('categories'), list)):
+            raise ConfigError(f'{js}: not COCO annotations (no "images" and "categories" lists)')
+        for cat in c['categories']:
+            old = cats.setdefault(int(cat['id']), cat)
+            if old['name'] != cat['name']:
+                raise ConfigError(f'{js}: category {cat["id"]} is {cat["name"]!r} here, {old["name"]!r} in '
+                                  'another split')
+        ids, missing = {}, []
+        for im in c['images']:
+            rel = Path(im['file_name']).as_posix()
+            if rel.startswith('images/') and not (img_dir / rel).is_file(): rel = rel[len('images/'):]   # Label Studio
+            if not (img_dir / rel).is_file():
+                missing.append(rel)
+                continue
+            ids[im['id']] = len(images) + 1
+            images.append(dict(im, id=ids[im['id']], file_name=f'{split}/{rel}' if split else rel))
+        if missing: logger.warning(f'{js}: {len(missing)} listed image(s) not in {img_dir}, left out: {missing[:3]}')
+        anns += [dict(a, image_id=ids[a['image_id']]) for a in c.get('annotations', []) if a.get('image_id') in ids]
+    used = {a.get('category_id') for a in anns}
+    groups = [k for k, c in cats.items() if k not in used and
+              any(o.get('supercategory') == c['name'] for j, o in cats.items() if j != k)]
+    if groups: logger.info(f'left out the grouping categories {[cats[k]["name"] for k in groups]}: no box uses them, '
+                           'the classes name them as their supercategory')
+    return dict(images=images, annotations=anns, categories=[c for k, c in cats.items() if k not in groups])
+
+# %% ../nbs/01_data.ipynb #ff060185
+_CONVERTED = ('images', 'labels', 'classes.txt', 'coco_to_yolo.json', 'convert.json')   # what convert_dataset writes
+
+def _claim_output(dst:Path, src:Path):
+    "Make `dst` ready for converting `src`: refuse a folder the conversion did not make, clear what a last run wrote."
+    try: own = json.loads((dst / 'convert.json').read_text())['source']
+    except (OSError, ValueError, KeyError, TypeError): own = None
+    if dst.exists() and own != str(src) and (not dst.is_dir() or own is not None or any(dst.iterdir())):
+        raise ConfigError(f'{dst} exists and was not made by dfine convert from {src}: move it away, '
+                          'the converted dataset goes there')
+    for p in (dst / n for n in _CONVERTED):
+        if p.is_symlink() or p.is_file(): p.unlink()      # a link into the source: only the link goes
+        elif p.is_dir(): shutil.rmtree(p)                  # rmtree unlinks the links inside, never what they point to
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / 'convert.json').write_text(json.dumps(dict(source=str(src)), indent=1))   # first: a cut-short run is ours
+
+def convert_dataset(cfg:Config) -> Path:
+    "Write `train.data_path` (COCO, Roboflow COCO or YOLO) as images/ (links) + labels/ into `<data_path>_yolo`."
+    src = resolve_path(cfg, cfg.train.data_path)
+    if not src.is_dir(): raise ConfigError(f'train.data_path={cfg.train.data_path!r} -> {src} is not a folder')
+    dst, kind = _converted_path(src), _dataset_layout(src)
+    if kind is None and (src / 'images').is_dir() and (src / 'labels').is_dir():
+        raise ConfigError(f'{src} already has images/ and labels/: nothing to convert, train on it as it is')
+    if kind is None:
+        raise ConfigError(f'{src} is in none of the layouts dfine convert reads: {"; ".join(_LAYOUTS.values())}')
+    _claim_output(dst, src)
+    if kind == 'split_yolo':
+        link_split_folders(src, dst)
+        names = _yaml_names(src)
+        if names: (dst / 'classes.txt').write_text(''.join(f'{v}\n' for v in names.values()))
+    else:
+        parts = _coco_parts(src, kind)
+        names = coco_to_yolo(_merge_coco(parts), dst, copy_images=False)['label_to_name']
+        for _, img_dir, split in parts: _link_dir(dst / 'images' / split, img_dir)
+    n_img, n_lab = len(list_images(dst / 'images')), len(list_images(dst / 'labels', {'.txt'}))
+    use = _cli_arg('train.data_path', dst)
+    use += f' {_cli_arg("train.label_to_name", names)}' if names else ' (no class names found: set label_to_name)'
+    logger.info(f'converted {src} ({_LAYOUTS[kind]}) into {dst}: {n_img} images (linked), {n_lab} label files; '
+                f'use it with {use}')
+    return dst
 
 # %% ../nbs/01_data.ipynb #e2107351
 def read_image(path) -> np.ndarray:

@@ -14,6 +14,8 @@ from .weights import WeightsDownloadError, UnsafeCheckpointError
 # %% ../nbs/12_pipeline.ipynb #92ce3eb3
 STEPS = {  # name: (function 'module:attr', notebook, what it does)
     'config':       ('dfine_nb.pipeline:write_config',   None,                 'write a commented config.yaml template'),
+    'convert':      ('dfine_nb.data:convert_dataset',    None,                 'a COCO or Roboflow export at train.data_path -> '
+                                                                               'images/ + labels/ in <data_path>_yolo (images linked)'),
     'data':         ('dfine_nb.data:prepare_data',       '01_data.ipynb',      'create the sample dataset if needed, check the dataset, split it'),
     'train':        ('dfine_nb.train:train',             '06_train.ipynb',     'train, then evaluate best.pt on val and test'),
     'export':       ('dfine_nb.export:export',           '07_export.ipynb',    'export best.pt to ONNX / OpenVINO / TensorRT with parity checks'),
@@ -27,6 +29,7 @@ DEMO_STEPS = ['data', 'train', 'export', 'bench', 'infer', 'check_errors']   # i
 _EXP = ('exp_name', 'train.root', 'train.path_to_save')                       # how a later step finds its experiment
 STEP_KEYS = {  # the config keys (or whole sections) each step reads, for `dfine <step> --help`
     'config': ('',),
+    'convert': ('train.root', 'train.data_path'),
     'data': ('exp_name', 'train.root', 'train.data_path', 'train.label_to_name', 'train.use_one_class', 'train.img_size',
              'train.keep_ratio', 'train.allow_data_errors', 'train.seed', 'split'),
     'train': ('project_name', 'exp_name', 'model_name', 'train', 'split'),
