@@ -70,7 +70,7 @@ def check_follow(img, labels, boxes, eps:float=1.5):
         assert m is not None, f'colour {l} not found'
         if b[0] < 1 or b[1] < 1 or b[2] > w - 1 or b[3] > h - 1:      # a rotated box cut by the border covers more than its pixels
             assert (m[:2] >= b[:2] - eps).all() and (m[2:] <= b[2:] + eps).all(), (m, b)
-        else: test_close(m, b, eps=eps)
+        else: assert np.allclose(m, b, atol=eps), (m, b)     # plain numpy: usable outside this notebook
 
 # %% ../nbs/02_augment.ipynb #c8b15040
 def _fit(img:np.ndarray, W:int, H:int, keep_ratio:bool):

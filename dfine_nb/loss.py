@@ -17,6 +17,7 @@ from fastcore.basics import patch, store_attr
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou, generalized_box_iou, sigmoid_focal_loss
 from .core import box_cxcywh_to_xyxy
+from .decoder import weighting_function   # the same W(n) as the decoder's FDR, as in the authors' criterion
 
 # %% ../nbs/04_loss.ipynb #43b3cee9
 def unflatten_outputs(flat:dict) -> dict:
@@ -107,14 +108,6 @@ def go_indices(matchings:list) -> list:
         out.append((keep[:, 0], keep[:, 1]))
     return out
 
-# %% ../nbs/04_loss.ipynb #af1813d0
-def _weighting_function(reg_max:int, up:torch.Tensor, reg_scale:torch.Tensor) -> torch.Tensor:
-    "W(0..reg_max) [reg_max+1]: -2u, 1-s^(R/2-1) .. 1-s, 0, s-1 .. s^(R/2-1)-1, +2u with u = |up*reg_scale|, s = (u+1)^(2/(R-2))."
-    u = (up.abs() * reg_scale.abs()).reshape(1)
-    step = (u + 1) ** (2 / (reg_max - 2))
-    right = torch.cat([step ** i - 1 for i in range(1, reg_max // 2)])
-    return torch.cat([-2 * u, -right.flip(0), torch.zeros_like(u), right, 2 * u])
-
 # %% ../nbs/04_loss.ipynb #bb1b9051
 def _locate_bins(d:torch.Tensor, W:torch.Tensor):
     "d [M] edge distances, W [R+1] bin values -> (k [M] int64 left bin in 0..R-1, w_right [M], w_left [M])."
@@ -134,7 +127,7 @@ def bbox2distance(ref:torch.Tensor, tgt_xyxy:torch.Tensor, reg_max:int, up:torch
     x1, y1, x2, y2 = tgt_xyxy.unbind(-1)
     sx, sy = w / c + 1e-16, h / c + 1e-16
     d = torch.stack([(cx - x1) / sx, (cy - y1) / sy, (x2 - cx) / sx, (y2 - cy) / sy], -1) - 0.5 * c
-    return _locate_bins(d.reshape(-1).detach(), _weighting_function(reg_max, up, reg_scale))
+    return _locate_bins(d.reshape(-1).detach(), weighting_function(reg_max, up, reg_scale))
 
 # %% ../nbs/04_loss.ipynb #6d387219
 WEIGHTS = {'loss_vfl': 1., 'loss_focal': 1., 'loss_mal': 1., 'loss_bbox': 5., 'loss_giou': 2., 'loss_fgl': 0.15, 'loss_ddf': 1.5}
