@@ -8,12 +8,12 @@ __all__ = ['SIZE_LRS', 'SCRATCH_LRS', 'RELEASE_DATASETS', 'RELEASE_NAMES', 'RANG
            'Stopped', 'config_items', 'parse_override', 'pretrained_name', 'derive_settings', 'load_config',
            'describe_derived', 'yaml_value', 'config_template', 'save_config', 'cache_root', 'resolve_path', 'exp_dir',
            'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging', 'seed_everything', 'seed_worker',
-           'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels', 'boxes_to_normalized',
-           'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths', 'load_fixture',
-           'fixture_threads', 'traced_dynamic_hw']
+           'num_classes', 'tune_malloc', 'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels',
+           'boxes_to_normalized', 'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths',
+           'load_fixture', 'fixture_threads', 'traced_dynamic_hw']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
-import contextlib, dataclasses, datetime as dt, difflib, functools, logging, os, random, re, sys, types, typing
+import contextlib, ctypes, dataclasses, datetime as dt, difflib, functools, logging, os, random, re, sys, types, typing
 from dataclasses import dataclass, field, fields, is_dataclass, asdict
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
@@ -454,6 +454,17 @@ def seed_worker(worker_id:int):
     "DataLoader `worker_init_fn`: derive numpy/random seeds from the worker's torch seed."
     s = torch.initial_seed() % 2**32
     np.random.seed(s); random.seed(s)
+
+# %% ../nbs/00_core.ipynb #71d25411
+def num_classes(cfg:Config) -> int:
+    "Classes the model predicts: one per entry of label_to_name (`load_config` checks that the ids are 0..N-1)."
+    return max(len(cfg.train.label_to_name), 1)
+
+def tune_malloc(mmap_threshold:int=32 << 20, trim_threshold:int=1 << 30) -> bool:
+    "Let glibc keep freed tensor memory for the next step instead of returning it to the kernel (what `make`'s GLIBC_TUNABLES do)."
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False                       # not glibc (macOS, Windows, musl): nothing to tune
+    return bool(libc.mallopt(-3, mmap_threshold)) and bool(libc.mallopt(-1, trim_threshold))   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 # %% ../nbs/00_core.ipynb #0c21056c
 def get_device(pref:str='auto') -> torch.device:

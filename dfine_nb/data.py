@@ -9,8 +9,8 @@ __all__ = ['SAMPLE_CLASSES', 'IMG_EXTS', 'HEIF_EXTS', 'SPLIT_FOLDERS', 'PAD_VALU
            'has_objects', 'folder_splits', 'split_dataset', 'refresh_splits', 'link_split_folders', 'to_rgb8',
            'read_any_image', 'preprocess', 'image_size', 'yolo_to_coco', 'coco_to_yolo', 'letterbox', 'Letterbox',
            'DatasetError', 'DoctorReport', 'check_dataset', 'convert_dataset', 'read_image', 'YoloDataset',
-           'to_tensors', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample', 'ensure_splits',
-           'prepare_data']
+           'to_tensors', 'split_images', 'collate', 'EpochSampler', 'make_loader', 'draw_boxes', 'draw_sample',
+           'ensure_splits', 'prepare_data']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
 import contextlib, csv, fcntl, hashlib, json, math, os, shlex, shutil, time, warnings
@@ -25,8 +25,10 @@ from fastcore.basics import patch
 import pandas as pd
 import torch
 from PIL import Image, ImageOps
-from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, cache_root, seed_worker, letterbox_params, boxes_to_net,
-                           boxes_from_net, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, boxes_to_pixels, boxes_to_normalized)
+from tqdm.auto import tqdm
+from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, cache_root, seed_worker,
+                           letterbox_params, boxes_to_net, boxes_from_net, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh,
+                           boxes_to_pixels, boxes_to_normalized, num_classes, Detections)
 
 # %% ../nbs/01_data.ipynb #b2a07724
 SAMPLE_CLASSES = {0: 'circle', 1: 'square', 2: 'triangle', 3: 'cross'}
@@ -1051,8 +1053,8 @@ def from_config(cls:YoloDataset, cfg:Config, split:str, transform:Optional[Calla
     "The `split` ('train', 'val', 'test') of `cfg.train.data_path`, every setting from `cfg.train` (`kw` overrides)."
     t, path = cfg.train, resolve_path(cfg, cfg.train.data_path)
     names = read_split(path, split)
-    if not names: raise FileNotFoundError(f'{path}/{split}.csv is missing or empty: run `dfine data` first')
-    kw = dict(img_size=t.img_size, keep_ratio=t.keep_ratio, num_classes=len(t.label_to_name), use_one_class=t.use_one_class,
+    if not names: raise FileNotFoundError(f'{split_file(path, split)} is missing or empty: run `dfine data` first')
+    kw = dict(img_size=t.img_size, keep_ratio=t.keep_ratio, num_classes=num_classes(cfg), use_one_class=t.use_one_class,
               transform=transform, train=split == 'train', ignore_background_epochs=t.ignore_background_epochs if split == 'train' else 0,
               cache=t.cache_images, seed=t.seed) | kw
     return cls(path, names, **kw)
@@ -1062,6 +1064,21 @@ def stats(self:YoloDataset) -> dict:
     "Images, background images and objects per class id (logged when loaders are built)."
     c = Counter(np.concatenate(self.labels).tolist()) if len(self) else Counter()
     return dict(images=len(self), backgrounds=int(self.is_background.sum()), objects={int(k): int(v) for k, v in sorted(c.items())})
+
+# %% ../nbs/01_data.ipynb #97cc2eea
+def split_images(cfg:Config, split:str='test', # train, val or test
+                 max_images:Optional[int]=None)->tuple: # None: the whole split
+    "(RGB images, ground-truth `Detections`, names) of a split of the config's dataset."
+    data = resolve_path(cfg, cfg.train.data_path)
+    names = read_split(data, split)[:max_images]
+    if not names: raise FileNotFoundError(f'{split_file(data, split)} is missing or empty: run `dfine data` (or use another split)')
+    t = cfg.train
+    ds = YoloDataset(data, names, t.img_size, t.keep_ratio, num_classes(cfg), t.use_one_class)
+    images, gts = [], []
+    for i in tqdm(range(len(ds)), desc=f'reading {split}', leave=False):
+        img, labels, boxes = ds.load(i)
+        images.append(img); gts.append(Detections(labels, boxes, None))
+    return images, gts, names
 
 # %% ../nbs/01_data.ipynb #9f68051a
 def collate(batch):

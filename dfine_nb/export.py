@@ -22,13 +22,13 @@ import onnx
 import onnxruntime as ort
 import openvino as ov
 from scipy.optimize import linear_sum_assignment
-from .core import Config, Detections, logger, exp_dir, latest_exp_dir, resolve_path, get_device, letterbox_params
+from .core import (Config, Detections, logger, exp_dir, latest_exp_dir, resolve_path, get_device, letterbox_params,
+                           num_classes, tune_malloc)
 from .data import letterbox, read_split, read_image, sample_image
-from .weights import safe_load, unwrap_checkpoint, load_weights
+from .weights import safe_load, unwrap_checkpoint, load_weights, model_meta, save_checkpoint
 from .model import build_model, dfine_from_kwargs, PostProcess
 from .encoder import HybridEncoder
 from .decoder import MSDeformableAttention
-from .train import model_meta, num_classes, save_checkpoint, tune_malloc
 
 # %% ../nbs/07_export.ipynb #c7feb3de
 def random_checkpoint(cfg:Config, # model_name, label_to_name, img_size, keep_ratio, model_overrides

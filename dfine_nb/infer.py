@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 from .core import Config, ConfigError, Detections, logger, latest_exp_dir, resolve_path
-from .data import IMG_EXTS, list_images, read_image, write_detections
+from .data import IMG_EXTS, list_images, read_image, write_detections, split_images
 from scipy.optimize import linear_sum_assignment
 from .metrics import draw_detections, draw_eval_image, match_detections, pairwise_iou
-from .bench import bench_files, split_images
+from .bench import bench_files
 from .backends import load_predictor, Predictor
 
 # %% ../nbs/11_infer.ipynb #ce3c7bdd

@@ -16,7 +16,8 @@ from .core import Config, logger, latest_exp_dir
 from .export import META_KEY, parse_meta, preprocess, OpenVINORuntime
 from .backends import Predictor
 from .metrics import load_best_threshold
-from .bench import split_images, bench_accuracy
+from .data import split_images
+from .bench import bench_accuracy
 
 # %% ../nbs/10_int8.ipynb #4baedee0
 class CompiledRuntime(OpenVINORuntime):

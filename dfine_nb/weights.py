@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['ORIG_HF_RULES', 'HF_LEGACY_RULES', 'RELEASE_URL', 'RELEASES', 'COCO_NAMES', 'OBJ365_NAMES', 'CLASS_KEYS',
            'UnsafeCheckpointError', 'safe_load', 'unwrap_checkpoint', 'Checkpoint', 'orig_to_hf', 'is_hf_state_dict',
-           'hf_to_orig', 'hf_config', 'read_checkpoint', 'LoadReport', 'load_weights', 'Release', 'weights_cache_dir',
-           'WeightsDownloadError', 'download_file', 'resolve_pretrained', 'pretrained_from_config', 'release_classes',
-           'checkpoint_classes', 'match_classes', 'keep_classes', 'pretrained_name', 'RELEASE_NAMES']
+           'hf_to_orig', 'hf_config', 'read_checkpoint', 'save_checkpoint', 'model_meta', 'num_classes', 'LoadReport',
+           'load_weights', 'Release', 'weights_cache_dir', 'WeightsDownloadError', 'download_file',
+           'resolve_pretrained', 'pretrained_from_config', 'release_classes', 'checkpoint_classes', 'match_classes',
+           'keep_classes', 'pretrained_name', 'RELEASE_NAMES']
 
 # %% ../nbs/03d_weights.ipynb #658d17ef
 import hashlib, http.client, json, os, pickle, re, sys, tempfile, urllib.error, urllib.request, zipfile
@@ -18,7 +19,9 @@ from typing import Optional, Union
 import torch
 from torch import nn
 from tqdm import tqdm
-from .core import get_logger, fixture_paths, load_fixture, resolve_path, pretrained_name, RELEASE_NAMES, cache_root
+from .core import (Config, get_logger, fixture_paths, load_fixture, resolve_path, pretrained_name, RELEASE_NAMES, cache_root,
+                           num_classes)
+from dataclasses import asdict
 from .backbone import HGNetv2
 
 # %% ../nbs/03d_weights.ipynb #bb7caa12
@@ -238,6 +241,24 @@ def read_checkpoint(path:str|Path,     # .pth/.pt/.bin file, .safetensors file, 
     sd = _strip_prefixes(sd)
     if is_hf_state_dict(sd): sd, source = hf_to_orig(sd), ('hf' if source in ('hf', 'raw', 'model', 'safetensors') else source)
     return Checkpoint(sd, source, meta, p)
+
+# %% ../nbs/03d_weights.ipynb #3eda3fca
+def save_checkpoint(obj:dict, path) -> Path:
+    "torch.save `obj` atomically (temporary file + rename)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(obj, tmp); os.replace(tmp, path)
+    return path
+
+def model_meta(cfg:Config) -> dict:
+    "What a checkpoint needs besides weights to rebuild and use the model."
+    t = cfg.train
+    return dict(model_name=cfg.model_name, num_classes=num_classes(cfg), img_size=list(t.img_size), keep_ratio=t.keep_ratio,
+                label_to_name={int(k): v for k, v in t.label_to_name.items()}, config=asdict(cfg))
+
+def num_classes(cfg:Config) -> int:
+    "Classes the model predicts: one per entry of label_to_name (`load_config` checks that the ids are 0..N-1)."
+    return max(len(cfg.train.label_to_name), 1)
 
 # %% ../nbs/03d_weights.ipynb #210647d3
 def _fmt_keys(keys, n=12, indent='    ') -> str:
