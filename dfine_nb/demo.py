@@ -16,7 +16,7 @@ from .data import read_split
 from .metrics import draw_detections, load_best_threshold
 from .backends import Predictor, load_predictor
 from .bench import bench_files
-from .infer import infer_video, detections_table, DISPLAY_DECIMALS
+from .infer import infer_video, detections_table, output_stem, DISPLAY_DECIMALS
 
 # %% ../nbs/13_demo.ipynb #0d0274ca
 def _gradio():
@@ -97,7 +97,7 @@ def error_review(exp:Path)->tuple:
     counts = counts.assign(total=counts.sum(axis=1)).sort_values('total', ascending=False).reset_index()
     gallery = []
     for f, g in sorted(df.groupby('file'), key=lambda kv: -len(kv[1])):
-        stem = Path(f).with_suffix('').as_posix().replace('/', '__')
+        stem = output_stem(f)
         img = next((p for p in (d / 'FPs' / f'{stem}.jpg', d / 'FNs' / f'{stem}.jpg') if p.is_file()), None)
         n = g.kind.value_counts()
         if img: gallery.append((str(img), f'{Path(f).name}: ' + ', '.join(f'{n[k]} {k}' for k in ERROR_KINDS if k in n)))

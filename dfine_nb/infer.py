@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'DISPLAY_DECIMALS', 'VIDEO_CODECS', 'crop_box', 'detections_table', 'save_outputs', 'KalmanBox',
-           'xyxy_to_xyah', 'Tracker', 'infer_video', 'model_file', 'fresh_dir', 'infer', 'image_errors', 'check_errors']
+           'xyxy_to_xyah', 'Tracker', 'infer_video', 'model_file', 'fresh_dir', 'output_stem', 'infer', 'image_errors',
+           'check_errors']
 
 # %% ../nbs/11_infer.ipynb #452d78ec
 import itertools, shutil, time
@@ -180,6 +181,10 @@ def fresh_dir(path)->Path:
     runs = itertools.chain([path], (path.with_name(f'{path.name}_{i}') for i in itertools.count(2)))
     return next(p for p in runs if not p.exists() or p.is_dir() and not any(f.is_file() for f in p.rglob('*')))
 
+def output_stem(name) -> str:
+    "The file stem of one input's outputs (drawn image, labels, crops): its path under the source, '/' as '__', no extension."
+    return Path(name).with_suffix('').as_posix().replace('/', '__')
+
 # %% ../nbs/11_infer.ipynb #55d62c2b
 def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
           source=None, # a folder, an image or a video; default train.path_to_test_data, or data_path's images/ when that is ''
@@ -201,7 +206,7 @@ def infer(cfg:Config, # train.path_to_test_data: the folder (or file) to run on
     made = not out.exists()
     for d in ('images', 'labels', 'videos'): (out / d).mkdir(parents=True, exist_ok=True)
     rows, skipped, first, t = [], [], None, time.time()
-    stem_of = lambda p: (p.relative_to(src).with_suffix('').as_posix().replace('/', '__') if src.is_dir() else p.stem)
+    stem_of = lambda p: output_stem(p.relative_to(src) if src.is_dir() else p.name)
     for p in tqdm(files, desc='infer'):
         try:
             if p.suffix.lower() in VIDEO_EXTS: rows += infer_video(pred, p, out, names, cfg, stem_of(p))
@@ -254,7 +259,7 @@ def check_errors(cfg:Config, # the experiment folder and its dataset
         errs = image_errors(dets, gt, cfg.train.iou_thresh)
         if not errs: continue
         drawn = cv2.cvtColor(draw_eval_image(img, dets, gt, pred.label_to_name, 0.0), cv2.COLOR_RGB2BGR)
-        stem = Path(name).with_suffix('').as_posix().replace('/', '__')
+        stem = output_stem(name)
         for folder, kinds in (('FPs', ('fp', 'wrong_class')), ('FNs', ('fn',))):
             if any(e['kind'] in kinds for e in errs): cv2.imwrite(str(out / folder / f'{stem}.jpg'), drawn)
         for e in errs:
