@@ -129,8 +129,8 @@ class Train:
     freeze_backbone_stages: Optional[int] = opt(None, "freeze the backbone's stem (0) and its first N stages (N); -1 = nothing; null = the size's default (L/X: stem) (new)")
     freeze_norm: Optional[bool] = opt(None, "freeze the backbone's BatchNorm statistics and affine parameters; null = the size's default (L/X: frozen) (new)")
     cache_images: bool = opt(False, 'keep decoded images in RAM (small datasets) (new)')
-    allow_data_errors: bool = opt(False, 'train even when the dataset doctor (`dfine data`) reports errors; the broken label '
-                                  'rows and empty images are left out (new)')
+    allow_data_errors: bool = opt(False, 'train even when the dataset doctor (`dfine data`) reports errors; the broken '
+                                  'label rows and empty images are left out (new)')
     to_visualize_eval: bool = opt(True, 'save val images with ground truth and predictions each epoch')
     debug_img_processing: bool = opt(True, 'save the first processed samples of each split with their boxes')
     use_wandb: bool = opt(False, 'log to Weights & Biases (offline mode works)')
@@ -303,13 +303,14 @@ def derive_settings(cfg:Config) -> dict[str, str]:
     return how
 
 # %% ../nbs/00_core.ipynb #e4878c54
-RANGES = {'train.epochs': 1, 'train.batch_size': 1, 'train.b_accum_steps': 1, 'train.num_workers': 0, 'train.num_threads': 0,
-          'train.early_stopping': 0, 'train.ema_warmups': 0, 'train.warmup_iters': 0, 'train.ignore_background_epochs': 0,
-          'train.ddp.n_gpus': 1, 'train.ddp.cpu_processes': 1, 'train.mosaic_augs.no_mosaic_epochs': 0,
-          'export.max_batch_size': 1, 'export.ov_int8_subset_size': 1, 'infer.track_max_missed': 0,
-          'app.port': 0, 'app.examples': 0}   # key: smallest value that makes sense
-FRACTIONS = ['train.cycler_pct_start', 'train.conf_thresh', 'train.iou_thresh', 'train.label_smoothing', 'train.clip_max_norm',
-             'split.train_split', 'split.val_split', 'train.ema_momentum']      # 0..1 (clip_max_norm: >= 0, checked alike)
+RANGES = {  # key: the smallest value that makes sense
+    'train.epochs': 1, 'train.batch_size': 1, 'train.b_accum_steps': 1, 'train.num_workers': 0, 'train.num_threads': 0,
+    'train.early_stopping': 0, 'train.ema_warmups': 0, 'train.warmup_iters': 0, 'train.ignore_background_epochs': 0,
+    'train.ddp.n_gpus': 1, 'train.ddp.cpu_processes': 1, 'train.mosaic_augs.no_mosaic_epochs': 0,
+    'export.max_batch_size': 1, 'export.ov_int8_subset_size': 1, 'infer.track_max_missed': 0, 'app.port': 0, 'app.examples': 0}
+FRACTIONS = [  # 0..1 (clip_max_norm: >= 0, checked alike)
+    'train.cycler_pct_start', 'train.conf_thresh', 'train.iou_thresh', 'train.label_smoothing', 'train.clip_max_norm',
+    'split.train_split', 'split.val_split', 'train.ema_momentum']
 
 def _check_ranges(cfg:Config):
     "Refuse numbers outside what the setting can take, naming the key."
@@ -375,7 +376,8 @@ def config_template(cfg:Config|None=None, # defaults when None
                    ) -> str:
     "A commented YAML rendering of `cfg`: every key with its doc; derived settings null, or values with their rule."
     cfg = cfg or load_config()
-    derived, out = getattr(cfg, 'derived', {}), ['# dfine_nb config: edit, then `dfine <step> --config this.yaml [key=value ...]`']
+    derived = getattr(cfg, 'derived', {})
+    out = ['# dfine_nb config: edit, then `dfine <step> --config this.yaml [key=value ...]`']
     for key, v, doc, section in config_items(cfg):
         ind, name = '  ' * key.count('.'), key.rsplit('.', 1)[-1]
         if section:
@@ -394,7 +396,7 @@ def save_config(cfg:Config, path, resolved:bool=False) -> Path:
 
 # %% ../nbs/00_core.ipynb #8ab08e03
 def cache_root() -> Path:
-    "Where dfine_nb keeps what it can download or compute again (weights, split lists): `$DFINE_NB_CACHE` or ~/.cache/dfine_nb."
+    "Where dfine_nb keeps what it can fetch or compute again (weights, split lists): `$DFINE_NB_CACHE` or ~/.cache/dfine_nb."
     return Path(os.environ.get('DFINE_NB_CACHE') or Path.home() / '.cache' / 'dfine_nb').expanduser()
 
 def resolve_path(cfg:Config, p:str|Path) -> Path:
@@ -461,10 +463,11 @@ def num_classes(cfg:Config) -> int:
     return max(len(cfg.train.label_to_name), 1)
 
 def tune_malloc(mmap_threshold:int=32 << 20, trim_threshold:int=1 << 30) -> bool:
-    "Let glibc keep freed tensor memory for the next step instead of returning it to the kernel (what `make`'s GLIBC_TUNABLES do)."
+    "Let glibc keep freed tensor memory for the next step instead of returning it to the kernel (`make`'s GLIBC_TUNABLES)."
     try: libc = ctypes.CDLL('libc.so.6')
     except OSError: return False                       # not glibc (macOS, Windows, musl): nothing to tune
-    return bool(libc.mallopt(-3, mmap_threshold)) and bool(libc.mallopt(-1, trim_threshold))   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -3, -1
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
 
 # %% ../nbs/00_core.ipynb #0c21056c
 def get_device(pref:str='auto') -> torch.device:
@@ -474,7 +477,8 @@ def get_device(pref:str='auto') -> torch.device:
         if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
         return torch.device('cpu')
     try: d = torch.device(pref)
-    except RuntimeError: raise ConfigError(f"train.device={pref!r} is not a device: use auto, cpu, cuda, cuda:1 or mps") from None
+    except RuntimeError:
+        raise ConfigError(f"train.device={pref!r} is not a device: use auto, cpu, cuda, cuda:1 or mps") from None
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise ConfigError(f"train.device={pref!r} but CUDA is not available on this machine (use 'auto' or 'cpu')")
     if d.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):

@@ -149,7 +149,8 @@ def write_detections(path, dets, w:int, h:int) -> Path:
 
 def read_yolo_labels(path_or_text, is_text:bool=False):
     "Parse YOLO rows -> (labels int64 [N], boxes float32 [N,4] cxcywh normalised, line numbers [N], problems [(line, kind, msg)])."
-    text = path_or_text if is_text else Path(path_or_text).read_text(encoding='utf-8-sig', errors='replace')   # BOM: Windows editors
+    # utf-8-sig: a byte-order mark (Windows editors) is not part of the first row
+    text = path_or_text if is_text else Path(path_or_text).read_text(encoding='utf-8-sig', errors='replace')
     labels, boxes, lines, problems = [], [], [], []
     for i, raw in enumerate(text.splitlines(), 1):
         parts = raw.split()
@@ -274,7 +275,7 @@ def split_dir(data_path) -> Path:
     return cache_root() / 'splits' / f'{d.name}_{hashlib.sha1(str(d).encode()).hexdigest()[:10]}'
 
 def split_file(data_path, split:str) -> Path:
-    "The CSV of `split`: the data folder's own when it has a train.csv (the user's split, read only), else the cached one."
+    "The CSV of `split`: the data folder's own when it has a train.csv (the user's split, read only), else the cache's."
     own = Path(data_path) / 'train.csv'
     return (own.parent if own.is_file() else split_dir(data_path)) / f'{split}.csv'
 
@@ -282,7 +283,8 @@ def read_split(data_path, split:str) -> list[str]:
     "Image names (relative to images/) of the split (`split_file`); [] when there is none."
     p = split_file(data_path, split)
     if not p.is_file(): return []
-    with open(p, newline='', encoding='utf-8-sig') as f: return [r[0].strip() for r in csv.reader(f) if r and r[0].strip()]
+    with open(p, newline='', encoding='utf-8-sig') as f: rows = list(csv.reader(f))
+    return [r[0].strip() for r in rows if r and r[0].strip()]
 
 def list_images(images_dir, exts=IMG_EXTS) -> list[str]:
     "Files with these extensions under `images_dir` (recursive, through symlinked folders, no hidden files), as sorted relative posix paths."
@@ -320,7 +322,7 @@ def has_objects(data_path, name:str) -> bool:
 SPLIT_FOLDERS = {'train': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val', 'test': 'test'}
 
 def folder_splits(names:Sequence[str], need_train:bool=True) -> Optional[dict[str, list[str]]]:
-    "The splits the folders define (every name under images/train, images/val|valid|validation or images/test), else None."
+    "The splits the folders define (every name under images/train, images/val|valid|validation or images/test), or None."
     top = [n.split('/')[0].lower() if '/' in n else '' for n in names]
     if not names or not all(t in SPLIT_FOLDERS for t in top) or (need_train and 'train' not in top): return None
     out = {}
@@ -329,7 +331,7 @@ def folder_splits(names:Sequence[str], need_train:bool=True) -> Optional[dict[st
 
 def split_dataset(cfg:Config=None, data_path=None, train_split=None, val_split=None, seed=None, shuffle=None, ignore_negatives=None,
                   from_folders=None) -> dict[str, list[str]]:
-    "Split the images (`cfg.split.*`, `cfg.train.seed`; arguments override) and write the CSVs to `split_dir`; returns the splits."
+    "Split the images (`cfg.split.*`, `cfg.train.seed`; arguments override), write the CSVs to `split_dir`, return the splits."
     s, t = (cfg.split, cfg.train) if cfg is not None else (None, None)
     pick = lambda v, obj, k, d: v if v is not None else getattr(obj, k) if obj is not None else d
     data_path = Path(data_path) if data_path is not None else resolve_path(cfg, cfg.train.data_path)
@@ -344,12 +346,12 @@ def split_dataset(cfg:Config=None, data_path=None, train_split=None, val_split=N
         if k in splits or (out / f'{k}.csv').exists(): write_names(out / f'{k}.csv', splits.get(k, []))
     logger.info(f'split {data_path}: ' + ', '.join(f'{k} {len(v)}' for k, v in splits.items()) + f' -> {out}')
     if (data_path / 'train.csv').is_file():
-        logger.warning(f'{data_path} has its own train.csv: its CSVs are the split that is used, not the one written to {out}')
+        logger.warning(f'{data_path} has its own train.csv: its CSVs are the split used, not the one written to {out}')
     return splits
 
 # %% ../nbs/01_data.ipynb #a8d88f03
 def refresh_splits(cfg:Config, path:Path) -> dict[str, list[str]]:
-    "Bring the cached split of `path` up to date with its images: new ones split by the same rules and added, removed ones dropped."
+    "Bring the cached split of `path` up to date: new images split by the same rules and added, removed ones dropped."
     s = cfg.split
     splits = {k: read_split(path, k) for k in ('train', 'val', 'test')}
     names = list_images(path / 'images')
@@ -358,7 +360,7 @@ def refresh_splits(cfg:Config, path:Path) -> dict[str, list[str]]:
     new, gone = sorted(set(names) - known), known - set(names)
     if not new and not gone: return splits
     if (path / 'train.csv').is_file():           # the user's own split is never rewritten; the doctor names missing images
-        if new: logger.warning(f'{len(new)} image(s) of {path}/images are in none of its split CSVs, so unused: {new[:3]}')
+        if new: logger.warning(f'{len(new)} image(s) of {path}/images are in none of its split CSVs: unused, {new[:3]}')
         return splits
     add = (folder_splits(new, need_train=False) if s.from_folders else None) or \
           make_splits(new, s.train_split, s.val_split, cfg.train.seed, s.shuffle)
@@ -671,7 +673,7 @@ def _near_pairs(hashes:np.ndarray, max_bits:int) -> list[tuple[int, int]]:
 
 # %% ../nbs/01_data.ipynb #a4a84843
 class DatasetError(ConfigError):
-    "A dataset the doctor refuses: `check_dataset(strict=True)` on errors or warnings, training on errors (one line for `dfine`)."
+    "A dataset the doctor refuses: `check_dataset(strict=True)` on errors or warnings, training on errors (one line)."
 
 @dataclass
 class DoctorReport:
@@ -820,7 +822,7 @@ def check_dataset(cfg:Config,                # reads train.data_path, label_to_n
         except Exception as e: add('error', 'unreadable_image', f'images/{n}', 0, f'{type(e).__name__}: {str(e)[:100]}'); continue
         nw, nh, _, _ = letterbox_params(pr['w'], pr['h'], W, H, t.keep_ratio)
         n_bg += _check_labels(add, data, n, (pr['w'], pr['h']), None if t.use_one_class else n_cls, (nw, nh), split_of.get(n, 'unsplit'), sizes, counts)
-    if no_labels: rows = [r for r in rows if r['check'] != 'missing_label']     # one error says it, not a warning per image
+    if no_labels: rows = [r for r in rows if r['check'] != 'missing_label']   # one error says it, not one warning per image
     _check_duplicates(add, probes, split_of, data, near_dup_bits)
     sizes = pd.DataFrame(sizes, columns=['split', 'cls', 'min_side', 'file', 'line'])
     stats = _doctor_stats(add, t, sizes, counts, names, probes, n_bg, split_of, tiny_px, imbalance_ratio)
@@ -987,7 +989,7 @@ class YoloDataset(torch.utils.data.Dataset):
         missing = [n for n in self.names if not (self.data_path / 'images' / n).is_file()]
         if missing: raise FileNotFoundError(f'{len(missing)} image(s) listed but not in {self.data_path}/images, e.g. {missing[:3]}: `dfine data` refreshes a split it wrote; CSVs in the data folder are yours to edit')
         empty = [n for n in self.names if (self.data_path / 'images' / n).stat().st_size == 0]
-        if empty:      # the doctor refuses them unless train.allow_data_errors: then they are left out, not a crash mid-epoch
+        if empty:      # refused by the doctor unless train.allow_data_errors: then left out, not a crash mid-epoch
             logger.warning(f'{self.data_path}: {len(empty)} empty image file(s) left out, e.g. {empty[:3]}')
             self.names = [n for n in self.names if n not in set(empty)]
         self.labels, self.boxes, dropped = _load_labels(self.data_path, self.names, None if use_one_class else num_classes)

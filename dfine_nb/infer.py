@@ -182,7 +182,7 @@ def fresh_dir(path)->Path:
     return next(p for p in runs if not p.exists() or p.is_dir() and not any(f.is_file() for f in p.rglob('*')))
 
 def output_stem(name) -> str:
-    "The file stem of one input's outputs (drawn image, labels, crops): its path under the source, '/' as '__', no extension."
+    "The file stem of one input's outputs (drawn image, labels, crops): its path under the source, '/' as '__', no suffix."
     return Path(name).with_suffix('').as_posix().replace('/', '__')
 
 # %% ../nbs/11_infer.ipynb #55d62c2b

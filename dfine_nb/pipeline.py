@@ -136,7 +136,7 @@ def main(argv:list[str]|None=None):
     cfg_path = a.config or ('config.yaml' if Path('config.yaml').is_file() and a.step != 'config' else None)
     steps = DEMO_STEPS if a.step == 'demo' else [a.step]
     kw = {'path': a.out} if a.step == 'config' else {}
-    banners = not os.environ.get('DFINE_NB_LAUNCHED') and a.step != 'config'   # started processes leave banners to `dfine train`
+    banners = not os.environ.get('DFINE_NB_LAUNCHED') and a.step != 'config'   # launched processes leave them to `dfine train`
     for s in steps:
         t0 = time.time()
         if banners: logger.info(f'== {s} ==')
