@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['SIZE_LRS', 'SCRATCH_LRS', 'RELEASE_DATASETS', 'RELEASE_NAMES', 'RANGES', 'FRACTIONS', 'logger', 'opt', 'Augs',
            'MosaicAugs', 'DDP', 'Train', 'Split', 'Export', 'Infer', 'App', 'Config', 'ConfigError', 'WorkerError',
-           'Stopped', 'config_items', 'parse_override', 'pretrained_name', 'derive_settings', 'load_config',
-           'describe_derived', 'yaml_value', 'config_template', 'save_config', 'cache_root', 'resolve_path', 'exp_dir',
-           'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging', 'seed_everything', 'seed_worker',
-           'num_classes', 'tune_malloc', 'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels',
-           'boxes_to_normalized', 'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections', 'fixture_paths',
-           'load_fixture', 'fixture_threads', 'traced_dynamic_hw']
+           'Stopped', 'config_items', 'parse_override', 'pretrained_name', 'derive_settings', 'config_value',
+           'load_config', 'describe_derived', 'yaml_value', 'config_template', 'save_config', 'cache_root',
+           'resolve_path', 'exp_dir', 'latest_exp_dir', 'get_logger', 'RunLogFile', 'setup_logging', 'seed_everything',
+           'seed_worker', 'num_classes', 'tune_malloc', 'get_device', 'box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh',
+           'boxes_to_pixels', 'boxes_to_normalized', 'letterbox_params', 'boxes_to_net', 'boxes_from_net', 'Detections',
+           'fixture_paths', 'load_fixture', 'fixture_threads', 'traced_dynamic_hw']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
 import contextlib, ctypes, dataclasses, datetime as dt, difflib, functools, logging, os, random, re, sys, types, typing
@@ -295,7 +295,8 @@ def derive_settings(cfg:Config) -> dict[str, str]:
         v = getattr(t, k)
         if v is None:
             if k not in lrs: raise ConfigError(f'train.{table}.{cfg.model_name}: no {k} in it, and train.{k} is null')
-            setattr(t, k, lrs[k]); how[f'train.{k}'] = f'train.{table}.{cfg.model_name} ({start})'
+            setattr(t, k, lrs[k])
+            how[f'train.{k}'] = f'train.{table}.{cfg.model_name} ({start})'
         elif v != lrs.get(k) and any(v == r.get(k) for tab in (t.lrs, t.lrs_scratch) for r in tab.values()):
             logger.warning(f'train.{k}={v} is a rate of another size or start than this run '
                            f'(train.{table}.{cfg.model_name}: {lrs.get(k)}): written by an older `dfine config`? '
@@ -312,14 +313,18 @@ FRACTIONS = [  # 0..1 (clip_max_norm: >= 0, checked alike)
     'train.cycler_pct_start', 'train.conf_thresh', 'train.iou_thresh', 'train.label_smoothing', 'train.clip_max_norm',
     'split.train_split', 'split.val_split', 'train.ema_momentum']
 
+def config_value(cfg:Config, key:str):
+    "The value of a dotted key, e.g. `config_value(cfg, 'train.epochs')`."
+    return functools.reduce(getattr, key.split('.'), cfg)
+
 def _check_ranges(cfg:Config):
     "Refuse numbers outside what the setting can take, naming the key."
-    get = lambda key: functools.reduce(getattr, key.split('.'), cfg)
     for key, lo in RANGES.items():
-        if get(key) < lo: raise ConfigError(f'{key}: expected at least {lo}, got {get(key)}')
+        if (v := config_value(cfg, key)) < lo: raise ConfigError(f'{key}: expected at least {lo}, got {v}')
     for key in FRACTIONS:
         hi = float('inf') if key == 'train.clip_max_norm' else 1
-        if not 0 <= get(key) <= hi: raise ConfigError(f'{key}: expected a value in [0, {hi}], got {get(key)}')
+        if not 0 <= (v := config_value(cfg, key)) <= hi:
+            raise ConfigError(f'{key}: expected a value in [0, {hi}], got {v}')
 
 # %% ../nbs/00_core.ipynb #b2797955
 def load_config(path:str|Path|None=None, # YAML file; None = built-in defaults
@@ -360,11 +365,7 @@ def load_config(path:str|Path|None=None, # YAML file; None = built-in defaults
 
 def describe_derived(cfg:Config) -> str:
     "One line for the log: the settings `load_config` derived, with their values and rules."
-    def val(key):
-        obj = cfg
-        for k in key.split('.'): obj = getattr(obj, k)
-        return obj
-    done = [f'{k}={val(k)} from {how}' for k, how in getattr(cfg, 'derived', {}).items()]
+    done = [f'{k}={config_value(cfg, k)} from {how}' for k, how in getattr(cfg, 'derived', {}).items()]
     return 'derived settings: ' + (', '.join(done) or 'none')
 
 # %% ../nbs/00_core.ipynb #3f8ee982

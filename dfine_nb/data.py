@@ -988,10 +988,10 @@ class YoloDataset(torch.utils.data.Dataset):
         self.ignore_background_epochs, self.seed, self.epoch, self._cache = ignore_background_epochs, seed, 0, None
         missing = [n for n in self.names if not (self.data_path / 'images' / n).is_file()]
         if missing: raise FileNotFoundError(f'{len(missing)} image(s) listed but not in {self.data_path}/images, e.g. {missing[:3]}: `dfine data` refreshes a split it wrote; CSVs in the data folder are yours to edit')
-        empty = [n for n in self.names if (self.data_path / 'images' / n).stat().st_size == 0]
+        empty = {n for n in self.names if (self.data_path / 'images' / n).stat().st_size == 0}
         if empty:      # refused by the doctor unless train.allow_data_errors: then left out, not a crash mid-epoch
-            logger.warning(f'{self.data_path}: {len(empty)} empty image file(s) left out, e.g. {empty[:3]}')
-            self.names = [n for n in self.names if n not in set(empty)]
+            logger.warning(f'{self.data_path}: {len(empty)} empty image file(s) left out, e.g. {sorted(empty)[:3]}')
+            self.names = [n for n in self.names if n not in empty]
         self.labels, self.boxes, dropped = _load_labels(self.data_path, self.names, None if use_one_class else num_classes)
         if dropped: logger.warning(f'{self.data_path}: {dropped} label row(s) skipped (malformed, class id outside 0..{num_classes - 1 if num_classes else "?"}, '
                                    f'or zero area): `dfine data` lists them')

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['ORIG_HF_RULES', 'HF_LEGACY_RULES', 'RELEASE_URL', 'RELEASES', 'COCO_NAMES', 'OBJ365_NAMES', 'CLASS_KEYS',
            'UnsafeCheckpointError', 'safe_load', 'unwrap_checkpoint', 'Checkpoint', 'orig_to_hf', 'is_hf_state_dict',
-           'hf_to_orig', 'hf_config', 'read_checkpoint', 'save_checkpoint', 'model_meta', 'num_classes', 'LoadReport',
-           'load_weights', 'Release', 'weights_cache_dir', 'WeightsDownloadError', 'download_file',
-           'resolve_pretrained', 'pretrained_from_config', 'release_classes', 'checkpoint_classes', 'match_classes',
-           'keep_classes', 'pretrained_name', 'RELEASE_NAMES']
+           'hf_to_orig', 'hf_config', 'read_checkpoint', 'save_checkpoint', 'model_meta', 'LoadReport', 'load_weights',
+           'Release', 'weights_cache_dir', 'WeightsDownloadError', 'download_file', 'resolve_pretrained',
+           'pretrained_from_config', 'release_classes', 'checkpoint_classes', 'match_classes', 'keep_classes',
+           'pretrained_name', 'RELEASE_NAMES']
 
 # %% ../nbs/03d_weights.ipynb #658d17ef
 import hashlib, http.client, json, os, pickle, re, sys, tempfile, urllib.error, urllib.request, zipfile
@@ -255,10 +255,6 @@ def model_meta(cfg:Config) -> dict:
     t = cfg.train
     return dict(model_name=cfg.model_name, num_classes=num_classes(cfg), img_size=list(t.img_size), keep_ratio=t.keep_ratio,
                 label_to_name={int(k): v for k, v in t.label_to_name.items()}, config=asdict(cfg))
-
-def num_classes(cfg:Config) -> int:
-    "Classes the model predicts: one per entry of label_to_name (`load_config` checks that the ids are 0..N-1)."
-    return max(len(cfg.train.label_to_name), 1)
 
 # %% ../nbs/03d_weights.ipynb #210647d3
 def _fmt_keys(keys, n=12, indent='    ') -> str:
