@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import Augs, MosaicAugs, Config, load_config, logger, resolve_path, boxes_to_net
+from .core import Augs, MosaicAugs, Config, load_config, logger, resolve_path
+from .boxes import boxes_to_net
 from .data import PAD_VALUE, YoloDataset, collate, draw_sample, ensure_sample_dataset, letterbox, make_loader, read_split
 
 # %% ../nbs/02_augment.ipynb #49e93412

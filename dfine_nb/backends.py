@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 import numpy as np
 from fastcore.basics import patch
-from .core import Config, Detections, logger
+from .core import Config, logger
+from .boxes import Detections
 from .metrics import load_best_threshold, BEST_THRESHOLD_FILE
 from .export import Runtime, open_runtime, preprocess
 

@@ -28,9 +28,10 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
-from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, cache_root, seed_worker,
-                           letterbox_params, boxes_to_net, boxes_from_net, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh,
-                           boxes_to_pixels, boxes_to_normalized, num_classes, Detections)
+from .core import (Config, ConfigError, Train, load_config, resolve_path, exp_dir, logger, cache_root,
+                           seed_worker, num_classes)
+from .boxes import (letterbox_params, boxes_to_net, boxes_from_net, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh,
+                            boxes_to_pixels, boxes_to_normalized, Detections)
 
 # %% ../nbs/01_data.ipynb #b2a07724
 SAMPLE_CLASSES = {0: 'circle', 1: 'square', 2: 'triangle', 3: 'cross'}

@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, traced_dynamic_hw
+from .core import traced_dynamic_hw
+from .boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
 from .backbone import get_activation      # one activation factory for the backbone, encoder and decoder
 
 # %% ../nbs/03c_decoder.ipynb #07220c2a

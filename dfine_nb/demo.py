@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
-from .core import Config, Detections, logger, latest_exp_dir, resolve_path
+from .core import Config, logger, latest_exp_dir, resolve_path
+from .boxes import Detections
 from .data import read_split
 from .metrics import draw_detections, load_best_threshold
 from .backends import Predictor, load_predictor

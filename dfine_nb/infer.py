@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import Config, ConfigError, Detections, logger, latest_exp_dir, resolve_path
+from .core import Config, ConfigError, logger, latest_exp_dir, resolve_path
+from .boxes import Detections
 from .data import IMG_EXTS, list_images, read_image, write_detections, split_images
 from scipy.optimize import linear_sum_assignment
 from .metrics import draw_detections, draw_eval_image, match_detections, pairwise_iou

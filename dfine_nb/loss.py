@@ -16,7 +16,7 @@ import torch.distributed as dist
 from fastcore.basics import patch, store_attr
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou, generalized_box_iou, sigmoid_focal_loss
-from .core import box_cxcywh_to_xyxy
+from .boxes import box_cxcywh_to_xyxy
 from .decoder import weighting_function   # the same W(n) as the decoder's FDR, as in the authors' criterion
 
 # %% ../nbs/04_loss.ipynb #43b3cee9

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from faster_coco_eval import COCO, COCOeval_faster
-from .core import Detections
+from .boxes import Detections
 from .data import draw_detections, class_name, GT_COLOR, PRED_COLOR   # the one drawer (01)
 
 # %% ../nbs/05_metrics.ipynb #34ea1e5f

@@ -10,7 +10,7 @@ import copy
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
-from .core import box_cxcywh_to_xyxy, boxes_to_pixels, boxes_from_net, Detections
+from .boxes import box_cxcywh_to_xyxy, boxes_to_pixels, boxes_from_net, Detections
 from .backbone import HGNetv2, backbone_kwargs
 from .encoder import HybridEncoder, encoder_kwargs
 from .decoder import DFINETransformer, DFINE

@@ -9,6 +9,7 @@ __all__ = ['STEPS', 'DEMO_STEPS', 'STEP_KEYS', 'USER_ERRORS', 'write_config', 's
 import argparse, importlib, logging, os, shutil, sys, time
 from pathlib import Path
 from .core import *
+from .boxes import *
 from .weights import WeightsDownloadError, UnsafeCheckpointError
 
 # %% ../nbs/12_pipeline.ipynb #92ce3eb3

@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP_
 from tqdm.auto import tqdm
 from fastcore.basics import patch, store_attr
 from .core import *
+from .boxes import *
 from .data import (YoloDataset, make_loader, make_sample_dataset, ensure_splits, read_split, read_image, prepare_data,
                            write_names)
 from .augment import build_loaders, save_debug_images

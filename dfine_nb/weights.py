@@ -19,8 +19,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 from tqdm import tqdm
-from .core import (Config, get_logger, fixture_paths, load_fixture, resolve_path, pretrained_name, RELEASE_NAMES, cache_root,
-                           num_classes)
+from .core import Config, get_logger, resolve_path, pretrained_name, RELEASE_NAMES, cache_root, num_classes
+from .testing import fixture_paths, load_fixture
 from dataclasses import asdict
 from .backbone import HGNetv2
 
