@@ -10,6 +10,7 @@ __all__ = ['box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels', 'boxes
 from dataclasses import dataclass
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 # %% ../nbs/00a_boxes.ipynb #b559e562
 def _stack(xs, like):
@@ -18,6 +19,7 @@ def _stack(xs, like):
 def _unbind(b):
     return b.unbind(-1) if isinstance(b, torch.Tensor) else tuple(np.moveaxis(np.asarray(b), -1, 0))
 
+# %% ../nbs/00a_boxes.ipynb #bb2de9c9
 def box_cxcywh_to_xyxy(b):
     "(cx, cy, w, h) -> (x1, y1, x2, y2)"
     cx, cy, w, h = _unbind(b)
@@ -28,6 +30,16 @@ def box_xyxy_to_cxcywh(b):
     x1, y1, x2, y2 = _unbind(b)
     return _stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], b)
 
+# %% ../nbs/00a_boxes.ipynb #e29a66b6
+def _scale4(w, h, like):
+    if isinstance(like, torch.Tensor):
+        w = torch.as_tensor(w, dtype=like.dtype, device=like.device)
+        h = torch.as_tensor(h, dtype=like.dtype, device=like.device)
+        return torch.stack([w, h, w, h], -1)
+    w, h = np.asarray(w, dtype=np.float64), np.asarray(h, dtype=np.float64)
+    like_dtype = np.asarray(like).dtype
+    return np.stack([w, h, w, h], -1).astype(like_dtype if like_dtype.kind == 'f' else np.float64)
+
 def boxes_to_pixels(b, w, h):
     "Normalised boxes (any of the two formats) -> pixels of a `w` x `h` image."
     return b * _scale4(w, h, b)
@@ -35,13 +47,6 @@ def boxes_to_pixels(b, w, h):
 def boxes_to_normalized(b, w, h):
     "Pixel boxes -> normalised by the image size."
     return b / _scale4(w, h, b)
-
-def _scale4(w, h, like):
-    if isinstance(like, torch.Tensor):
-        w, h = torch.as_tensor(w, dtype=like.dtype, device=like.device), torch.as_tensor(h, dtype=like.dtype, device=like.device)
-        return torch.stack([w, h, w, h], -1)
-    w, h = np.asarray(w, dtype=np.float64), np.asarray(h, dtype=np.float64)
-    return np.stack([w, h, w, h], -1).astype(np.asarray(like).dtype if np.asarray(like).dtype.kind == 'f' else np.float64)
 
 # %% ../nbs/00a_boxes.ipynb #778fbf1b
 def letterbox_params(w, h, W, H, keep_ratio:bool=True):
@@ -56,30 +61,36 @@ def letterbox_params(w, h, W, H, keep_ratio:bool=True):
     nw, nh = min(round(w * r), W), min(round(h * r), H)
     return nw, nh, (W - nw) // 2, (H - nh) // 2
 
+# %% ../nbs/00a_boxes.ipynb #bb7cfcfc
 def boxes_to_net(b, w, h, W, H, keep_ratio:bool=True):
     "xyxy pixel boxes of the original `w` x `h` image -> pixels of the `W` x `H` network input."
-    nw, nh, l, t = letterbox_params(w, h, W, H, keep_ratio)
+    nw, nh, left, top = letterbox_params(w, h, W, H, keep_ratio)
     x1, y1, x2, y2 = _unbind(b)
     sx, sy = nw / w, nh / h
-    return _stack([x1 * sx + l, y1 * sy + t, x2 * sx + l, y2 * sy + t], b)
+    return _stack([x1 * sx + left, y1 * sy + top, x2 * sx + left, y2 * sy + top], b)
+
+# %% ../nbs/00a_boxes.ipynb #55d901a0
+def _clip_xy(xs, ys, w, h, like):
+    "Clip the x coordinates to 0..w and the y coordinates to 0..h (tensors or arrays, as `like`)."
+    if isinstance(like, torch.Tensor):
+        w_, h_ = torch.as_tensor(w, dtype=like.dtype), torch.as_tensor(h, dtype=like.dtype)
+        return [torch.minimum(x.clamp(min=0), w_) for x in xs], [torch.minimum(y.clamp(min=0), h_) for y in ys]
+    return [np.clip(x, 0, w) for x in xs], [np.clip(y, 0, h) for y in ys]
 
 def boxes_from_net(b, w, h, W, H, keep_ratio:bool=True, clip:bool=True):
     "Inverse of `boxes_to_net`: network-pixel xyxy boxes -> pixels of the original image (clipped to it)."
-    nw, nh, l, t = letterbox_params(w, h, W, H, keep_ratio)
+    nw, nh, left, top = letterbox_params(w, h, W, H, keep_ratio)
     x1, y1, x2, y2 = _unbind(b)
     sx, sy = w / nw, h / nh
-    xs, ys = [(x1 - l) * sx, (x2 - l) * sx], [(y1 - t) * sy, (y2 - t) * sy]
-    if clip:
-        if isinstance(b, torch.Tensor):
-            w_, h_ = torch.as_tensor(w, dtype=b.dtype), torch.as_tensor(h, dtype=b.dtype)
-            xs = [torch.minimum(x.clamp(min=0), w_) for x in xs]; ys = [torch.minimum(y.clamp(min=0), h_) for y in ys]
-        else: xs, ys = [np.clip(x, 0, w) for x in xs], [np.clip(y, 0, h) for y in ys]
+    xs, ys = [(x1 - left) * sx, (x2 - left) * sx], [(y1 - top) * sy, (y2 - top) * sy]
+    if clip: xs, ys = _clip_xy(xs, ys, w, h, b)
     return _stack([xs[0], ys[0], xs[1], ys[1]], b)
 
 # %% ../nbs/00a_boxes.ipynb #59f5b5e6
 @dataclass
 class Detections:
-    "Detections of one image: `labels` int64 [N], `boxes` float32 [N,4] xyxy pixels of the original image, `scores` float32 [N]."
+    ("Detections of one image: `labels` int64 [N], `boxes` float32 [N,4] xyxy pixels of the original image, "
+     "`scores` float32 [N].")
     labels: np.ndarray
     boxes: np.ndarray
     scores: np.ndarray
@@ -87,27 +98,39 @@ class Detections:
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
-        self.scores = np.ones(len(self.labels), np.float32) if self.scores is None else np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        self.scores = (np.ones(len(self.labels), np.float32) if self.scores is None
+                       else np.asarray(self.scores, dtype=np.float32).reshape(-1))
         if not (len(self.labels) == len(self.boxes) == len(self.scores)):
-            raise ValueError(f'Detections: {len(self.labels)} labels, {len(self.boxes)} boxes, {len(self.scores)} scores')
+            raise ValueError(f'Detections: {len(self.labels)} labels, {len(self.boxes)} boxes, '
+                             f'{len(self.scores)} scores')
 
     def __len__(self): return len(self.labels)
     def __getitem__(self, idx): return Detections(self.labels[idx], self.boxes[idx], self.scores[idx])
-    def __repr__(self): return f'Detections(n={len(self)}, labels={self.labels.tolist()[:8]}{"..." if len(self) > 8 else ""})'
+    def __repr__(self):
+        more = "..." if len(self) > 8 else ""
+        return f'Detections(n={len(self)}, labels={self.labels.tolist()[:8]}{more})'
 
-    @classmethod
-    def empty(cls): return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+# %% ../nbs/00a_boxes.ipynb #0e2aeb53
+@patch(cls_method=True)
+def empty(cls:Detections): return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
-    @classmethod
-    def from_torch(cls, labels, boxes, scores=None):
-        f = lambda t: None if t is None else t.detach().float().cpu().numpy() if t.is_floating_point() else t.detach().cpu().numpy()
-        return cls(f(labels), f(boxes), f(scores))
+def _to_numpy(tensor):
+    if tensor is None: return None
+    return tensor.detach().float().cpu().numpy() if tensor.is_floating_point() else tensor.detach().cpu().numpy()
 
-    def filter(self, conf) -> 'Detections':
-        "Keep detections scoring at least `conf`: a float, or per class (a list indexed by label or a dict label -> thresh)."
-        if isinstance(conf, (int, float)): thr = np.full(len(self), conf, np.float32)
-        elif isinstance(conf, dict): thr = np.array([conf.get(int(l), np.inf) for l in self.labels], np.float32)
-        else:
-            conf = np.asarray(conf, np.float32)
-            thr = np.where(self.labels < len(conf), conf[np.clip(self.labels, 0, max(len(conf) - 1, 0))] if len(conf) else np.inf, np.inf)
-        return self[self.scores >= thr]
+@patch(cls_method=True)
+def from_torch(cls:Detections, labels, boxes, scores=None):
+    return cls(_to_numpy(labels), _to_numpy(boxes), _to_numpy(scores))
+
+# %% ../nbs/00a_boxes.ipynb #152faf83
+@patch
+def filter(self:Detections, conf) -> Detections:
+    ("Keep detections scoring at least `conf`: a float, or per class (a list indexed by label or a dict "
+     "label -> thresh).")
+    if isinstance(conf, (int, float)): thr = np.full(len(self), conf, np.float32)
+    elif isinstance(conf, dict): thr = np.array([conf.get(int(l), np.inf) for l in self.labels], np.float32)
+    else:
+        conf = np.asarray(conf, np.float32)
+        per_label = conf[np.clip(self.labels, 0, max(len(conf) - 1, 0))] if len(conf) else np.inf
+        thr = np.where(self.labels < len(conf), per_label, np.inf)
+    return self[self.scores >= thr]
