@@ -27,35 +27,47 @@ def fixture_paths() -> list[Path]:
         for p in sorted(d.glob('*.pt')) if d.is_dir() else []: seen.setdefault(p.name, p)
     return sorted(seen.values(), key=lambda p: p.name)
 
+# %% ../nbs/00b_testing.ipynb #0479a2c9
 def load_fixture(path) -> dict:
     "Read a reference fixture (plain tensors and python values only)."
     return torch.load(path, map_location='cpu', weights_only=True)
 
+# %% ../nbs/00b_testing.ipynb #9b62db09
 @contextlib.contextmanager
 def fixture_threads(n:int=2):
     "Run a parity check with the fixtures' torch thread count (see the README: 2); the previous count is restored."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00b_testing.ipynb #6f301b33
+@torch.no_grad()
+def _spread_heads(model:torch.nn.Module, noise:float):
+    "Redraw the score heads' biases from N(0, 1); add noise (`noise` x each tensor's std) to the score and box heads."
+    for name, param in model.named_parameters():
+        if 'score_head' in name and name.endswith('bias'): param.copy_(torch.randn_like(param))
+        elif 'score_head' in name or 'bbox_head' in name:
+            spread = param.std() if param.numel() > 1 and param.std() > 0 else 0.1
+            param.add_(torch.randn_like(param) * noise * spread)
 
 # %% ../nbs/00b_testing.ipynb #c7feb3de
 def random_checkpoint(cfg:Config, # model_name, label_to_name, img_size, keep_ratio, model_overrides
                       path=None, # default: <train.path_to_save or today's experiment folder>/best.pt
                       seed:int=0, noise:float=0.3)->Path:
     "Write a best.pt of a random model whose scores are spread out and untied (for tests and benchmarks)."
-    from dfine_nb.model import build_model   # later chapters: imported when called, so that 03a's tests can use this module
+    # later chapters: imported when called, so that 03a's tests can use this module
+    from dfine_nb.model import build_model
     from dfine_nb.weights import model_meta, save_checkpoint
     torch.manual_seed(seed)
-    m = build_model(cfg.model_name, num_classes(cfg), **cfg.train.model_overrides)
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if 'score_head' in n and n.endswith('bias'): p.copy_(torch.randn_like(p))
-            elif 'score_head' in n or 'bbox_head' in n: p.add_(torch.randn_like(p) * noise * (p.std() if p.numel() > 1 and p.std() > 0 else 0.1))
+    model = build_model(cfg.model_name, num_classes(cfg), **cfg.train.model_overrides)
+    _spread_heads(model, noise)
     path = Path(path) if path else exp_dir(cfg, create=True) / 'best.pt'
-    return save_checkpoint(dict(model=m.state_dict(), epoch=0, metrics={}, **model_meta(cfg)), path)
+    return save_checkpoint(dict(model=model.state_dict(), epoch=0, metrics={}, **model_meta(cfg)), path)
 
 # %% ../nbs/00b_testing.ipynb #eac26d88
-TINY_MODEL = dict(hidden_dim=32, dim_feedforward=64, num_queries=30, num_layers=2, nhead=4)   # a D-FINE-N of 1.6 M parameters
+# a D-FINE-N of 1.6 M parameters
+TINY_MODEL = dict(hidden_dim=32, dim_feedforward=64, num_queries=30, num_layers=2, nhead=4)
 
 def tiny_overrides(exp, # experiment folder (train.path_to_save)
                    size:int=128, # square input side
@@ -63,14 +75,16 @@ def tiny_overrides(exp, # experiment folder (train.path_to_save)
                    data=None)->list: # train.data_path, when given
     "Config overrides of a tiny random D-FINE, for tests and examples."
     names = ', '.join(f'{i}: {chr(97 + i)}' for i in range(num_classes))
+    model = ', '.join(f'{k}: {v}' for k, v in TINY_MODEL.items())
     return [f'train.path_to_save={exp}', f'train.img_size=[{size}, {size}]', f'train.label_to_name={{{names}}}',
-            'train.model_overrides={' + ', '.join(f'{k}: {v}' for k, v in TINY_MODEL.items()) + '}'] + ([f'train.data_path={data}'] if data else [])
+            'train.model_overrides={' + model + '}'] + ([f'train.data_path={data}'] if data else [])
 
+# %% ../nbs/00b_testing.ipynb #cb90a2b2
 def gap_threshold(dets:Sequence[Detections], # detections of some images at conf 0
                   n:int, # about this many should pass
                   window:int=4)->tuple: # look for the gap within n +- window
     "(threshold, k): the midpoint of the widest gap between the k-th and (k+1)-th best scores, k within n +- window."
-    s = np.sort(np.concatenate([d.scores for d in dets]))[::-1]
-    i = np.arange(max(1, n - window), min(len(s) - 1, n + window) + 1)
-    k = int(i[np.argmax(s[i - 1] - s[i])])
-    return float(s[k - 1] + s[k]) / 2, k
+    scores = np.sort(np.concatenate([d.scores for d in dets]))[::-1]
+    ks = np.arange(max(1, n - window), min(len(scores) - 1, n + window) + 1)
+    k = int(ks[np.argmax(scores[ks - 1] - scores[ks])])
+    return float(scores[k - 1] + scores[k]) / 2, k
