@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ConvNormLayer', 'ConvNormLayer_fuse', 'VGGBlock', 'CSPLayer', 'conv1x1_parts', 'RepNCSPELAN4', 'SCDown',
-           'build_2d_sincos_position_embedding', 'TransformerEncoderLayer', 'TransformerEncoder', 'HybridEncoder',
-           'encoder_kwargs']
+           'build_2d_sincos_position_embedding', 'TransformerEncoderLayer', 'TransformerEncoder',
+           'conv_norm_projection', 'HybridEncoder', 'encoder_kwargs']
 
 # %% ../nbs/03b_encoder.ipynb #3af77960
 import copy
@@ -20,7 +20,8 @@ from .backbone import HGNetv2, backbone_kwargs, get_activation, fuse_conv_bn, co
 # %% ../nbs/03b_encoder.ipynb #f555fc5b
 class ConvNormLayer(nn.Module):
     "conv(k, stride, groups) -> BN -> act (`act=None`: identity)."
-    def __init__(self, ch_in:int, ch_out:int, kernel_size:int, stride:int=1, g:int=1,
+    def __init__(self, ch_in:int, ch_out:int, kernel_size:int, stride:int=1,
+                 g:int=1,               # groups (the authors' name)
                  padding:int|None=None, # default (kernel_size-1)//2
                  bias:bool=False, act:str|None=None):
         super().__init__()
@@ -56,14 +57,19 @@ class VGGBlock(nn.Module):
         y = self.conv(x) if hasattr(self, 'conv') else self.conv1(x) + self.conv2(x)
         return self.act(y)
 
-    def convert_to_deploy(self):
-        if hasattr(self, 'conv'): return
-        w3, b3 = fuse_conv_bn(self.conv1.conv, self.conv1.norm)
-        w1, b1 = fuse_conv_bn(self.conv2.conv, self.conv2.norm)
-        conv = nn.Conv2d(self.ch_in, self.ch_out, 3, 1, padding=1, device=w3.device, dtype=w3.dtype)
-        with torch.no_grad(): conv.weight.copy_(w3 + F.pad(w1, [1, 1, 1, 1])); conv.bias.copy_(b3 + b1)
-        self.conv = conv
-        del self.conv1, self.conv2
+# %% ../nbs/03b_encoder.ipynb #95e57332
+@patch
+def convert_to_deploy(self:VGGBlock):
+    "Both branches as one biased 3x3 conv `conv` (the 1x1 kernel zero-padded around its centre tap)."
+    if hasattr(self, 'conv'): return
+    w3, b3 = fuse_conv_bn(self.conv1.conv, self.conv1.norm)
+    w1, b1 = fuse_conv_bn(self.conv2.conv, self.conv2.norm)
+    conv = nn.Conv2d(self.ch_in, self.ch_out, 3, 1, padding=1, device=w3.device, dtype=w3.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(w3 + F.pad(w1, [1, 1, 1, 1]))
+        conv.bias.copy_(b3 + b1)
+    self.conv = conv
+    del self.conv1, self.conv2
 
 # %% ../nbs/03b_encoder.ipynb #46fcabf1
 class CSPLayer(nn.Module):
@@ -84,19 +90,20 @@ def conv1x1_parts(xs:list, # tensors whose channel concat is the input of `conv`
                   conv:nn.Conv2d, # a biased 1x1 conv, stride 1
                   o0:int=0, o1:int|None=None, # the output channels to compute
                   up_first:bool=False): # xs[0] is upsampled x2 (nearest) before the concat
-    "`conv(cat(xs))[:, o0:o1]` as a sum of one conv per input on slices of the weights; with `up_first`, xs[0]'s conv runs before the upsampling."
+    "`conv(cat(xs))[:, o0:o1]` as a sum of per-input convs on weight slices; `up_first`: xs[0]'s conv, then upsample."
     if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 or conv.bias is None:
         raise ValueError(f'conv1x1_parts needs a biased 1x1 conv with stride 1, got {conv}')
-    o1, i0, y = conv.out_channels if o1 is None else o1, 0, None
+    o1 = conv.out_channels if o1 is None else o1
+    i0, total = 0, None
     for k, x in enumerate(xs):
-        c = int(x.shape[1])   # a python int: an export with a dynamic batch axis slices the weights by constants, folded away
-        t = F.conv2d(x, conv.weight[o0:o1, i0:i0 + c], conv.bias[o0:o1] if k == len(xs) - 1 else None)
-        if k == 0 and up_first: t = F.interpolate(t, scale_factor=2., mode='nearest')   # a 1x1 conv commutes with it
-        y, i0 = t if y is None else y + t, i0 + c
+        width = int(x.shape[1])   # a python int: an export with a dynamic batch axis slices by constants, folded away
+        part = F.conv2d(x, conv.weight[o0:o1, i0:i0 + width], conv.bias[o0:o1] if k == len(xs) - 1 else None)
+        if k == 0 and up_first: part = F.interpolate(part, scale_factor=2., mode='nearest')  # commutes with a 1x1 conv
+        total, i0 = part if total is None else total + part, i0 + width
     if i0 != conv.in_channels: raise ValueError(f'inputs have {i0} channels, the conv takes {conv.in_channels}')
-    return y
+    return total
 
-#| export
+# %% ../nbs/03b_encoder.ipynb #892360aa
 class RepNCSPELAN4(nn.Module):
     "GELAN block: [B,c1,H,W] -> [B,c2,H,W] via cv1 split, two CSP+3x3 stages (c4 wide each) and a 1x1 fuse."
     def __init__(self, c1:int, c2:int, c3:int, c4:int, n:int=3, bias:bool=False, act:str|None='silu'):
@@ -111,25 +118,27 @@ class RepNCSPELAN4(nn.Module):
 
     def forward(self, x): return self._from_cv1(self.cv1(x))
 
-    def _from_cv1(self, z):
-        y = list(z.split((self.c, self.c), dim=1))
-        y.append(self.cv2(y[-1]))
-        y.append(self.cv3(y[-1]))
-        return self.cv4(torch.cat(y, dim=1))
+    def _from_cv1(self, cv1_out):
+        parts = list(cv1_out.split((self.c, self.c), dim=1))
+        parts.append(self.cv2(parts[-1]))
+        parts.append(self.cv3(parts[-1]))
+        return self.cv4(torch.cat(parts, dim=1))
 
-    def forward_parts(self, xs:list, # inputs whose channel concat is the block's input
-                      up_first:bool=False, # xs[0] is upsampled x2 (nearest) first, as in the FPN
-                      sliced:bool=False): # no Split or Concat at all (the exported graphs' form, see below)
-        "`forward(cat(xs))`, in the cheapest exact form once deployed."
-        cv1, cv4 = (getattr(c, 'conv_bn_fused', None) for c in (self.cv1, self.cv4))
-        if cv1 is None or cv4 is None or not (up_first or sliced):   # training (conv + BN), or nothing to gain
-            if up_first: xs = [F.interpolate(xs[0], scale_factor=2., mode='nearest'), *xs[1:]]
-            return self(torch.cat(xs, dim=1))
-        if not sliced: return self._from_cv1(self.cv1.act(conv1x1_parts(xs, cv1, up_first=up_first)))
-        y = [self.cv1.act(conv1x1_parts(xs, cv1, o, o + self.c, up_first)) for o in (0, self.c)]
-        y.append(self.cv2(y[-1]))
-        y.append(self.cv3(y[-1]))
-        return self.cv4.act(conv1x1_parts(y, cv4))
+# %% ../nbs/03b_encoder.ipynb #a5beae17
+@patch
+def forward_parts(self:RepNCSPELAN4, xs:list, # inputs whose channel concat is the block's input
+                  up_first:bool=False, # xs[0] is upsampled x2 (nearest) first, as in the FPN
+                  sliced:bool=False): # no Split or Concat at all (the exported graphs' form, see above)
+    "`forward(cat(xs))`, in the cheapest exact form once deployed."
+    cv1, cv4 = (getattr(c, 'conv_bn_fused', None) for c in (self.cv1, self.cv4))
+    if cv1 is None or cv4 is None or not (up_first or sliced):   # training (conv + BN), or nothing to gain
+        if up_first: xs = [F.interpolate(xs[0], scale_factor=2., mode='nearest'), *xs[1:]]
+        return self(torch.cat(xs, dim=1))
+    if not sliced: return self._from_cv1(self.cv1.act(conv1x1_parts(xs, cv1, up_first=up_first)))
+    parts = [self.cv1.act(conv1x1_parts(xs, cv1, o, o + self.c, up_first)) for o in (0, self.c)]
+    parts.append(self.cv2(parts[-1]))
+    parts.append(self.cv3(parts[-1]))
+    return self.cv4.act(conv1x1_parts(parts, cv4))
 
 # %% ../nbs/03b_encoder.ipynb #aeee27b2
 class SCDown(nn.Module):
@@ -144,10 +153,11 @@ class SCDown(nn.Module):
 def build_2d_sincos_position_embedding(w:int, h:int, # map width and height (tokens are k = y*w + x)
                                        embed_dim:int=256, temperature:float=10000.)->torch.Tensor:
     "[1, h*w, embed_dim] float32: token k gets [sin(a w), cos(a w), sin(b w), cos(b w)], a = k // h, b = k % h."
-    if embed_dim % 4: raise ValueError(f'embed_dim must be divisible by 4 for the 2-D sin-cos embedding, got {embed_dim}')
+    if embed_dim % 4:
+        raise ValueError(f'embed_dim must be divisible by 4 for the 2-D sin-cos embedding, got {embed_dim}')
     pos_dim = embed_dim // 4
     omega = 1. / temperature ** (torch.arange(pos_dim, dtype=torch.float32) / pos_dim)
-    k = torch.arange(w * h)     # w, h may be traced sizes (0-d tensors): the embedding then follows the input in the graph
+    k = torch.arange(w * h)     # w, h may be traced sizes (0-d tensors): the embedding follows the input in the graph
     a = (k // h).float()[:, None] * omega[None]
     b = (k % h).float()[:, None] * omega[None]
     return torch.cat([a.sin(), a.cos(), b.sin(), b.cos()], dim=1)[None]
@@ -167,15 +177,17 @@ class TransformerEncoderLayer(nn.Module):
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
         self.activation = get_activation(activation)
 
-    def forward(self, src, # [B, N, d] tokens
-                src_mask=None, pos_embed=None): # pos_embed: [1 or B, N, d]
-        x = self.norm1(src) if self.normalize_before else src
-        q = k = x if pos_embed is None else x + pos_embed
-        x = src + self.dropout1(self.self_attn(q, k, value=x, attn_mask=src_mask, need_weights=False)[0])
-        if not self.normalize_before: x = self.norm1(x)
-        y = self.norm2(x) if self.normalize_before else x
-        x = x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(y)))))
-        return x if self.normalize_before else self.norm2(x)
+# %% ../nbs/03b_encoder.ipynb #9bba2b2e
+@patch
+def forward(self:TransformerEncoderLayer, src, # [B, N, d] tokens
+            src_mask=None, pos_embed=None): # pos_embed: [1 or B, N, d]
+    x = self.norm1(src) if self.normalize_before else src
+    q = k = x if pos_embed is None else x + pos_embed
+    x = src + self.dropout1(self.self_attn(q, k, value=x, attn_mask=src_mask, need_weights=False)[0])
+    if not self.normalize_before: x = self.norm1(x)
+    y = self.norm2(x) if self.normalize_before else x
+    x = x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(y)))))
+    return x if self.normalize_before else self.norm2(x)
 
 # %% ../nbs/03b_encoder.ipynb #cd294d2d
 class TransformerEncoder(nn.Module):
@@ -188,10 +200,16 @@ class TransformerEncoder(nn.Module):
         for layer in self.layers: src = layer(src, src_mask=src_mask, pos_embed=pos_embed)
         return src if self.norm is None else self.norm(src)
 
+# %% ../nbs/03b_encoder.ipynb #31e1bf6b
+def conv_norm_projection(ch_in:int, ch_out:int, kernel_size:int=1, stride:int=1, padding:int=0)->nn.Sequential:
+    "A bias-free conv then BatchNorm, as a `Sequential` with the children `conv`, `norm`."
+    conv = nn.Conv2d(ch_in, ch_out, kernel_size, stride, padding=padding, bias=False)
+    return nn.Sequential(OrderedDict([('conv', conv), ('norm', nn.BatchNorm2d(ch_out))]))
+
 # %% ../nbs/03b_encoder.ipynb #e861fac5
 class HybridEncoder(nn.Module):
     "D-FINE hybrid encoder: list of L maps [B, C_i, H_i, W_i] -> list of L maps [B, hidden_dim, H_i, W_i]."
-    sliced_concats = False   # deployed FPN/PAN blocks without Split/Concat (`RepNCSPELAN4.forward_parts`); 07 sets it while exporting
+    sliced_concats = False   # FPN/PAN blocks without Split/Concat (`RepNCSPELAN4.forward_parts`); set by 07's export
     def __init__(self, in_channels:list[int]=(512, 1024, 2048), # backbone channels per level, finest first
                  feat_strides:list[int]=(8, 16, 32),            # strides of those levels
                  hidden_dim:int=256, nhead:int=8, dim_feedforward:int=1024, dropout:float=0.0,
@@ -206,26 +224,38 @@ class HybridEncoder(nn.Module):
         self.use_encoder_idx, self.num_encoder_layers = list(use_encoder_idx), num_encoder_layers
         self.pe_temperature, self.eval_spatial_size = pe_temperature, eval_spatial_size
         self.out_channels, self.out_strides = [hidden_dim] * len(in_channels), list(feat_strides)
-        self.input_proj = nn.ModuleList(
-            nn.Sequential(OrderedDict([('conv', nn.Conv2d(c, hidden_dim, 1, bias=False)), ('norm', nn.BatchNorm2d(hidden_dim))]))
-            for c in in_channels)
+        self.input_proj = nn.ModuleList(conv_norm_projection(c, hidden_dim) for c in in_channels)
         layer = TransformerEncoderLayer(hidden_dim, nhead, dim_feedforward, dropout, enc_act)
-        self.encoder = nn.ModuleList(TransformerEncoder(copy.deepcopy(layer), num_encoder_layers) for _ in self.use_encoder_idx)
-        c4, n = round(expansion * hidden_dim // 2), round(3 * depth_mult)
-        elan = lambda: RepNCSPELAN4(hidden_dim * 2, hidden_dim, hidden_dim * 2, c4, n, act=act)
-        self.lateral_convs, self.fpn_blocks = nn.ModuleList(), nn.ModuleList()
-        for _ in range(len(in_channels) - 1):
-            self.lateral_convs.append(ConvNormLayer_fuse(hidden_dim, hidden_dim, 1, 1))
-            self.fpn_blocks.append(elan())
-        self.downsample_convs, self.pan_blocks = nn.ModuleList(), nn.ModuleList()
-        for _ in range(len(in_channels) - 1):
-            self.downsample_convs.append(nn.Sequential(SCDown(hidden_dim, hidden_dim, 3, 2)))
-            self.pan_blocks.append(elan())
-        if eval_spatial_size is not None:
-            for idx in self.use_encoder_idx:
-                s = self.feat_strides[idx]
-                self.register_buffer(f'pos_embed{idx}', build_2d_sincos_position_embedding(
-                    eval_spatial_size[1] // s, eval_spatial_size[0] // s, hidden_dim, pe_temperature), persistent=False)
+        self.encoder = nn.ModuleList(
+            TransformerEncoder(copy.deepcopy(layer), num_encoder_layers) for _ in self.use_encoder_idx)
+        self._build_fpn_pan(round(expansion * hidden_dim // 2), round(3 * depth_mult), act)
+        if eval_spatial_size is not None: self._cache_pos_embeds()
+
+# %% ../nbs/03b_encoder.ipynb #f9776c97
+@patch
+def _build_fpn_pan(self:HybridEncoder, c4:int, depth:int, act:str):
+    "The FPN's lateral convs and blocks, then the PAN's downsampling convs and blocks."
+    hidden = self.hidden_dim
+    def new_block(): return RepNCSPELAN4(hidden * 2, hidden, hidden * 2, c4, depth, act=act)
+    self.lateral_convs, self.fpn_blocks = nn.ModuleList(), nn.ModuleList()
+    for _ in range(len(self.in_channels) - 1):
+        self.lateral_convs.append(ConvNormLayer_fuse(hidden, hidden, 1, 1))
+        self.fpn_blocks.append(new_block())
+    self.downsample_convs, self.pan_blocks = nn.ModuleList(), nn.ModuleList()
+    for _ in range(len(self.in_channels) - 1):
+        self.downsample_convs.append(nn.Sequential(SCDown(hidden, hidden, 3, 2)))
+        self.pan_blocks.append(new_block())
+
+# %% ../nbs/03b_encoder.ipynb #371a6a6d
+@patch
+def _cache_pos_embeds(self:HybridEncoder):
+    "Non-persistent buffers `pos_embed{idx}`: each encoded level's AIFI position embedding at `eval_spatial_size`."
+    height, width = self.eval_spatial_size
+    for idx in self.use_encoder_idx:
+        stride = self.feat_strides[idx]
+        pos = build_2d_sincos_position_embedding(width // stride, height // stride, self.hidden_dim,
+                                                 self.pe_temperature)
+        self.register_buffer(f'pos_embed{idx}', pos, persistent=False)
 
 # %% ../nbs/03b_encoder.ipynb #cae74c05
 @patch
@@ -233,10 +263,12 @@ def _pos_embed(self:HybridEncoder, idx:int, h:int, w:int)->torch.Tensor:
     "AIFI position embedding of level `idx` for an h x w map: the eval cache when it fits, else computed."
     cached = getattr(self, f'pos_embed{idx}', None)
     if traced_dynamic_hw(self): cached = None       # an export with symbolic H, W computes it in the graph
-    if not self.training and cached is not None and cached.shape[1] == h * w and self.eval_spatial_size[0] // self.feat_strides[idx] == h:
+    if (not self.training and cached is not None and cached.shape[1] == h * w
+            and self.eval_spatial_size[0] // self.feat_strides[idx] == h):
         return cached
     return build_2d_sincos_position_embedding(w, h, self.hidden_dim, self.pe_temperature)
 
+# %% ../nbs/03b_encoder.ipynb #51f709d7
 @patch
 def _aifi(self:HybridEncoder, feats:list)->list:
     "Run the transformer encoder(s) on the levels in `use_encoder_idx` (tokens k = y*W + x)."
@@ -249,28 +281,33 @@ def _aifi(self:HybridEncoder, feats:list)->list:
         feats[idx] = enc(tokens, pos_embed=pos).permute(0, 2, 1).reshape(b, c, h, w).contiguous()
     return feats
 
+# %% ../nbs/03b_encoder.ipynb #4fc981a3
 @patch
 def _fpn_pan(self:HybridEncoder, feats:list)->list:
     "Top-down FPN then bottom-up PAN over projected maps (finest first)."
-    L = len(feats)
+    num_levels = len(feats)
     inner = [feats[-1]]  # FPN outputs, finest first once complete
-    for j, idx in enumerate(range(L - 1, 0, -1)):
+    for j, idx in enumerate(range(num_levels - 1, 0, -1)):
         top = self.lateral_convs[j](inner[0])
         inner[0] = top
-        inner.insert(0, self.fpn_blocks[j].forward_parts([top, feats[idx - 1]], up_first=True, sliced=self.sliced_concats))
+        fused = self.fpn_blocks[j].forward_parts([top, feats[idx - 1]], up_first=True, sliced=self.sliced_concats)
+        inner.insert(0, fused)
     outs = [inner[0]]
-    for j in range(L - 1):
+    for j in range(num_levels - 1):
         down = self.downsample_convs[j](outs[-1])
         outs.append(self.pan_blocks[j].forward_parts([down, inner[j + 1]], sliced=self.sliced_concats))
     return outs
 
+# %% ../nbs/03b_encoder.ipynb #c1d8c93d
 @patch
 def forward(self:HybridEncoder, feats:list)->list:
     "feats: L maps [B, C_i, H_i, W_i], finest first -> L maps [B, hidden_dim, H_i, W_i]."
-    if len(feats) != len(self.in_channels): raise ValueError(f'expected {len(self.in_channels)} feature maps, got {len(feats)}')
+    if len(feats) != len(self.in_channels):
+        raise ValueError(f'expected {len(self.in_channels)} feature maps, got {len(feats)}')
     proj = [p(f) for p, f in zip(self.input_proj, feats)]
     return self._fpn_pan(self._aifi(proj))
 
+# %% ../nbs/03b_encoder.ipynb #8d822edd
 @patch
 def deploy(self:HybridEncoder)->HybridEncoder:
     "Eval mode + conv-BN fusion of every ConvNormLayer_fuse and VGGBlock (in place); returns self."
@@ -284,10 +321,16 @@ def encoder_kwargs(size:str, # D-FINE size: 'n', 's', 'm', 'l' or 'x'
                   eval_spatial_size=eval_spatial_size)
     three = dict(feat_strides=[8, 16, 32], use_encoder_idx=[2])
     cfgs = dict(
-        n=dict(in_channels=[512, 1024], feat_strides=[16, 32], use_encoder_idx=[1], hidden_dim=128, dim_feedforward=512, expansion=0.34, depth_mult=0.5),
-        s=dict(in_channels=[256, 512, 1024], hidden_dim=256, dim_feedforward=1024, expansion=0.5, depth_mult=0.34, **three),
-        m=dict(in_channels=[384, 768, 1536], hidden_dim=256, dim_feedforward=1024, expansion=1.0, depth_mult=0.67, **three),
-        l=dict(in_channels=[512, 1024, 2048], hidden_dim=256, dim_feedforward=1024, expansion=1.0, depth_mult=1.0, **three),
-        x=dict(in_channels=[512, 1024, 2048], hidden_dim=384, dim_feedforward=2048, expansion=1.0, depth_mult=1.0, **three))
-    if size.lower() not in cfgs: raise ValueError(f"unknown D-FINE size {size!r}; expected one of {list(cfgs)}")
+        n=dict(in_channels=[512, 1024], feat_strides=[16, 32], use_encoder_idx=[1], hidden_dim=128,
+               dim_feedforward=512, expansion=0.34, depth_mult=0.5),
+        s=dict(in_channels=[256, 512, 1024], hidden_dim=256, dim_feedforward=1024,
+               expansion=0.5, depth_mult=0.34, **three),
+        m=dict(in_channels=[384, 768, 1536], hidden_dim=256, dim_feedforward=1024,
+               expansion=1.0, depth_mult=0.67, **three),
+        l=dict(in_channels=[512, 1024, 2048], hidden_dim=256, dim_feedforward=1024,
+               expansion=1.0, depth_mult=1.0, **three),
+        x=dict(in_channels=[512, 1024, 2048], hidden_dim=384, dim_feedforward=2048,
+               expansion=1.0, depth_mult=1.0, **three))
+    if size.lower() not in cfgs:
+        raise ValueError(f"unknown D-FINE size {size!r}; expected one of {list(cfgs)}")
     return {**cfgs[size.lower()], **common}
