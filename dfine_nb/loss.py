@@ -21,13 +21,13 @@ from .decoder import weighting_function   # the same W(n) as the decoder's FDR, 
 
 # %% ../nbs/04_loss.ipynb #43b3cee9
 def unflatten_outputs(flat:dict) -> dict:
-    "Dotted keys (`aux_outputs.0.pred_logits`) -> nested dicts; dicts whose keys are all digits become lists (holes are None)."
+    "Dotted keys (`aux_outputs.0.pred_logits`) -> nested dicts; all-digit keys make lists (holes are None)."
     out = {}
-    for key, v in flat.items():
+    for key, value in flat.items():
         *path, last = key.split('.')
-        d = out
-        for p in path: d = d.setdefault(p, {})
-        d[last] = v
+        node = out
+        for part in path: node = node.setdefault(part, {})
+        node[last] = value
     def listify(d):
         if not isinstance(d, dict): return d
         d = {k: listify(v) for k, v in d.items()}
@@ -40,6 +40,7 @@ def box_xyxy_clamped(b:torch.Tensor) -> torch.Tensor:
     "cxcywh -> xyxy with w and h clamped at 0, as the authors' matcher and losses do. b: [..., 4] -> [..., 4]"
     return box_cxcywh_to_xyxy(torch.cat([b[..., :2], b[..., 2:].clamp(min=0)], -1))
 
+# %% ../nbs/04_loss.ipynb #103335fe
 def _paired_terms(a:torch.Tensor, b:torch.Tensor):
     "Intersection, union and enclosing-box area of matched xyxy pairs [K, 4], in torchvision's order of operations."
     area_a, area_b = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
@@ -48,11 +49,13 @@ def _paired_terms(a:torch.Tensor, b:torch.Tensor):
     hull = (torch.max(a[:, 2:], b[:, 2:]) - torch.min(a[:, :2], b[:, :2])).clamp(min=0)
     return inter, area_a + area_b - inter, hull[:, 0] * hull[:, 1]
 
+# %% ../nbs/04_loss.ipynb #e96b9f9a
 def paired_iou(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
     "IoU of matched pairs: a, b [K, 4] cxcywh -> [K] (the diagonal of torchvision's box_iou, without the K x K matrix)."
     inter, union, _ = _paired_terms(box_xyxy_clamped(a), box_xyxy_clamped(b))
     return inter / union
 
+# %% ../nbs/04_loss.ipynb #73668c34
 def paired_giou(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
     "Generalised IoU of matched pairs: a, b [K, 4] cxcywh -> [K] (the diagonal of torchvision's generalized_box_iou)."
     inter, union, hull = _paired_terms(box_xyxy_clamped(a), box_xyxy_clamped(b))
@@ -67,30 +70,36 @@ class HungarianMatcher(nn.Module):
                  cost_giou:float=2.,   # weight of -GIoU
                  alpha:float=0.25,     # focal alpha of the class cost
                  gamma:float=2.):      # focal gamma of the class cost
-        super().__init__(); store_attr()
+        super().__init__()
+        store_attr()
 
-    @torch.no_grad()
-    def cost_matrix(self, logits, boxes, tgt_labels, tgt_boxes):
-        "logits [N, C], boxes [N, 4] cxcywh, tgt_labels [T], tgt_boxes [T, 4] -> cost [N, T]"
-        p = logits.float().sigmoid()[:, tgt_labels]
-        pos = self.alpha * (1 - p) ** self.gamma * -(p + 1e-8).log()
-        neg = (1 - self.alpha) * p ** self.gamma * -(1 - p + 1e-8).log()
-        l1 = torch.cdist(boxes.float(), tgt_boxes.float(), p=1)
-        giou = generalized_box_iou(box_xyxy_clamped(boxes.float()), box_xyxy_clamped(tgt_boxes.float()))
-        return self.cost_bbox * l1 + self.cost_class * (pos - neg) - self.cost_giou * giou
+# %% ../nbs/04_loss.ipynb #247fc982
+@patch
+@torch.no_grad()
+def cost_matrix(self:HungarianMatcher, logits, boxes, tgt_labels, tgt_boxes):
+    "logits [N, C], boxes [N, 4] cxcywh, tgt_labels [T], tgt_boxes [T, 4] -> cost [N, T]"
+    p = logits.float().sigmoid()[:, tgt_labels]
+    pos = self.alpha * (1 - p) ** self.gamma * -(p + 1e-8).log()
+    neg = (1 - self.alpha) * p ** self.gamma * -(1 - p + 1e-8).log()
+    l1 = torch.cdist(boxes.float(), tgt_boxes.float(), p=1)
+    giou = generalized_box_iou(box_xyxy_clamped(boxes.float()), box_xyxy_clamped(tgt_boxes.float()))
+    return self.cost_bbox * l1 + self.cost_class * (pos - neg) - self.cost_giou * giou
 
-    @torch.no_grad()
-    def forward(self, outputs:dict, targets:list) -> list:
-        """outputs: `pred_logits` [B, Q, C], `pred_boxes` [B, Q, 4]; targets: B dicts `labels` [n_i], `boxes` [n_i, 4] cxcywh.
-        Returns B pairs (query_idx [k_i], target_idx [k_i]) int64 on the CPU, k_i = min(Q, n_i), sorted by query."""
-        B, Q = outputs['pred_logits'].shape[:2]
-        sizes = [len(t['labels']) for t in targets]
-        if sum(sizes) == 0: return [(torch.zeros(0, dtype=torch.int64),) * 2 for _ in sizes]
-        C = self.cost_matrix(outputs['pred_logits'].flatten(0, 1), outputs['pred_boxes'].flatten(0, 1),
-                             torch.cat([t['labels'] for t in targets]), torch.cat([t['boxes'] for t in targets]))
-        C = C.nan_to_num(nan=1.0).view(B, Q, -1).cpu()
-        pairs = [linear_sum_assignment(c[i].numpy()) for i, c in enumerate(C.split(sizes, -1))]
-        return [(torch.as_tensor(q, dtype=torch.int64), torch.as_tensor(t, dtype=torch.int64)) for q, t in pairs]
+# %% ../nbs/04_loss.ipynb #6fc403cd
+@patch
+@torch.no_grad()
+def forward(self:HungarianMatcher, outputs:dict, targets:list) -> list:
+    """outputs: `pred_logits` [B, Q, C], `pred_boxes` [B, Q, 4];
+    targets: B dicts `labels` [n_i], `boxes` [n_i, 4] cxcywh.
+    Returns B pairs (query_idx [k_i], target_idx [k_i]) int64 on the CPU, k_i = min(Q, n_i), sorted by query."""
+    B, Q = outputs['pred_logits'].shape[:2]
+    sizes = [len(tgt['labels']) for tgt in targets]
+    if sum(sizes) == 0: return [(torch.zeros(0, dtype=torch.int64),) * 2 for _ in sizes]
+    cost = self.cost_matrix(outputs['pred_logits'].flatten(0, 1), outputs['pred_boxes'].flatten(0, 1),
+                            torch.cat([tgt['labels'] for tgt in targets]), torch.cat([tgt['boxes'] for tgt in targets]))
+    cost = cost.nan_to_num(nan=1.0).view(B, Q, -1).cpu()
+    pairs = [linear_sum_assignment(c[i].numpy()) for i, c in enumerate(cost.split(sizes, -1))]
+    return [(torch.as_tensor(q, dtype=torch.int64), torch.as_tensor(t, dtype=torch.int64)) for q, t in pairs]
 
 # %% ../nbs/04_loss.ipynb #a535b2d2
 def go_indices(matchings:list) -> list:
@@ -99,7 +108,9 @@ def go_indices(matchings:list) -> list:
     out = []
     for pairs in zip(*matchings):
         qt = torch.stack([torch.cat([q for q, _ in pairs]), torch.cat([t for _, t in pairs])], 1).long()
-        if len(qt) == 0: out.append((qt[:, 0], qt[:, 1])); continue
+        if len(qt) == 0:
+            out.append((qt[:, 0], qt[:, 1]))
+            continue
         uniq, counts = torch.unique(qt, dim=0, return_counts=True)              # lexicographic (query, target)
         uniq = uniq[counts.argsort(descending=True, stable=True)]
         pos = torch.arange(len(uniq))
@@ -112,13 +123,14 @@ def go_indices(matchings:list) -> list:
 def _locate_bins(d:torch.Tensor, W:torch.Tensor):
     "d [M] edge distances, W [R+1] bin values -> (k [M] int64 left bin in 0..R-1, w_right [M], w_left [M])."
     R = len(W) - 1
-    k = (W[None] <= d[:, None]).sum(1) - 1                       # last bin with W(k) <= d; -1 below W(0), R at/above W(R)
+    k = (W[None] <= d[:, None]).sum(1) - 1            # last bin with W(k) <= d; -1 below W(0), R at/above W(R)
     kc = k.clamp(0, R - 1)
     dl, dr = (d - W[kc]).abs(), (W[kc + 1] - d).abs()
     inside = (k >= 0) & (k < R)
     w_right = torch.where(inside, dl / (dl + dr), (k >= R).to(d.dtype))
     return kc, w_right, 1 - w_right
 
+# %% ../nbs/04_loss.ipynb #f9878229
 def bbox2distance(ref:torch.Tensor, tgt_xyxy:torch.Tensor, reg_max:int, up:torch.Tensor, reg_scale:torch.Tensor):
     """FGL targets. ref [K, 4] cxcywh reference (layer-0) boxes, tgt_xyxy [K, 4] target corners.
     Returns (k [4K] left bin, w_right [4K], w_left [4K]), edges in the order (left, top, right, bottom) per box."""
@@ -130,10 +142,12 @@ def bbox2distance(ref:torch.Tensor, tgt_xyxy:torch.Tensor, reg_max:int, up:torch
     return _locate_bins(d.reshape(-1).detach(), weighting_function(reg_max, up, reg_scale))
 
 # %% ../nbs/04_loss.ipynb #6d387219
-WEIGHTS = {'loss_vfl': 1., 'loss_focal': 1., 'loss_mal': 1., 'loss_bbox': 5., 'loss_giou': 2., 'loss_fgl': 0.15, 'loss_ddf': 1.5}
+WEIGHTS = {'loss_vfl': 1., 'loss_focal': 1., 'loss_mal': 1., 'loss_bbox': 5., 'loss_giou': 2., 'loss_fgl': 0.15,
+           'loss_ddf': 1.5}
 
+# %% ../nbs/04_loss.ipynb #cac0e0ee
 class DFINECriterion(nn.Module):
-    "The D-FINE training loss: matching, GO-LSD union matching, and every weighted term of every layer (dict of scalars)."
+    "The D-FINE training loss: matching, GO-LSD union matching, every weighted term of every layer (dict of scalars)."
     def __init__(self,
                  matcher:HungarianMatcher|None=None,  # None = HungarianMatcher() with the authors' weights
                  weight_dict:dict|None=None,  # term weights; None = WEIGHTS (the authors')
@@ -147,8 +161,10 @@ class DFINECriterion(nn.Module):
                  T:float=5.,                  # DDF distillation temperature
                  nonfinite:str='raise'):      # a non-finite term: 'raise' an error naming it, or 'zero' it
         super().__init__()
-        if cls_loss not in ('vfl', 'focal', 'mal'): raise ValueError(f"cls_loss must be vfl, focal or mal, not {cls_loss!r}")
-        if nonfinite not in ('raise', 'zero'): raise ValueError(f"nonfinite must be 'raise' or 'zero', not {nonfinite!r}")
+        if cls_loss not in ('vfl', 'focal', 'mal'):
+            raise ValueError(f"cls_loss must be vfl, focal or mal, not {cls_loss!r}")
+        if nonfinite not in ('raise', 'zero'):
+            raise ValueError(f"nonfinite must be 'raise' or 'zero', not {nonfinite!r}")
         if not 0 <= label_smoothing < 1: raise ValueError(f'label_smoothing must be in [0, 1), not {label_smoothing}')
         store_attr(but='matcher,weight_dict')
         self.matcher = matcher or HungarianMatcher()
@@ -167,35 +183,39 @@ def _matched_targets(targets:list, indices:list, key:str):
 # %% ../nbs/04_loss.ipynb #970b8668
 @patch
 def class_targets(self:DFINECriterion, logits, targets, indices, score=None):
-    """logits [B, Q, C]; score [K] per matched pair (None = 1). Returns (onehot [B, Q, C] hard labels of matched queries,
-    target [B, Q, C] = score on the matched class, label-smoothed over the classes of matched queries)."""
+    """logits [B, Q, C]; score [K] per matched pair (None = 1). Returns (onehot [B, Q, C] hard labels of matched
+    queries, target [B, Q, C] = score on the matched class, label-smoothed over the classes of matched queries)."""
     b, q = _src_idx(indices, logits.device)
     onehot = torch.zeros_like(logits)
     onehot[b, q, _matched_targets(targets, indices, 'labels').to(logits.device)] = 1.
     soft = onehot
     if self.label_smoothing > 0:
         eps, C = self.label_smoothing, logits.shape[-1]
-        matched = torch.zeros_like(logits[..., :1]); matched[b, q] = 1.
+        matched = torch.zeros_like(logits[..., :1])
+        matched[b, q] = 1.
         soft = onehot * (1 - eps) + matched * (eps / C)
     if score is None: return onehot, soft
-    s = torch.zeros_like(logits[..., 0]); s[b, q] = score.to(s.dtype)
-    return onehot, s[..., None] * soft
+    query_score = torch.zeros_like(logits[..., 0])
+    query_score[b, q] = score.to(query_score.dtype)
+    return onehot, query_score[..., None] * soft
 
 # %% ../nbs/04_loss.ipynb #e07c7a24
 @patch
 def loss_labels(self:DFINECriterion, outputs, targets, indices, num_boxes):
-    "The classification term of one output dict (`pred_logits` [B, Q, C], `pred_boxes`): {'loss_vfl' | 'loss_focal' | 'loss_mal': scalar}"
+    """The classification term of one output dict (`pred_logits` [B, Q, C], `pred_boxes`):
+    {'loss_vfl' | 'loss_focal' | 'loss_mal': scalar}"""
     logits = outputs['pred_logits']
     if self.cls_loss == 'focal':
-        _, t = self.class_targets(logits, targets, indices)
-        return {'loss_focal': sigmoid_focal_loss(logits, t, self.focal_alpha, self.gamma, reduction='sum') / num_boxes}
+        _, target = self.class_targets(logits, targets, indices)
+        loss = sigmoid_focal_loss(logits, target, self.focal_alpha, self.gamma, reduction='sum')
+        return {'loss_focal': loss / num_boxes}
     b, q = _src_idx(indices, logits.device)
     iou = paired_iou(outputs['pred_boxes'][b, q], _matched_targets(targets, indices, 'boxes')).detach()
-    onehot, t = self.class_targets(logits, targets, indices, iou)
+    onehot, target = self.class_targets(logits, targets, indices, iou)
     p = logits.sigmoid().detach()
-    if self.cls_loss == 'vfl': name, w = 'loss_vfl', self.alpha * p ** self.gamma * (1 - onehot) + t
-    else: name, t, w = 'loss_mal', t ** self.mal_gamma, p ** self.mal_gamma * (1 - onehot) + onehot
-    return {name: F.binary_cross_entropy_with_logits(logits, t, weight=w, reduction='sum') / num_boxes}
+    if self.cls_loss == 'vfl': name, weight = 'loss_vfl', self.alpha * p ** self.gamma * (1 - onehot) + target
+    else: name, target, weight = 'loss_mal', target ** self.mal_gamma, p ** self.mal_gamma * (1 - onehot) + onehot
+    return {name: F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction='sum') / num_boxes}
 
 # %% ../nbs/04_loss.ipynb #07dd827a
 @patch
@@ -208,19 +228,25 @@ def loss_boxes(self:DFINECriterion, outputs, targets, indices, num_boxes):
 
 # %% ../nbs/04_loss.ipynb #ea309785
 def unimodal_dfl(logits, k, w_right, w_left, weight, avg_factor):
-    "FGL: logits [M, R+1] per edge, k [M] left bin, w_right/w_left/weight [M] -> sum(weight * (w_left CE(k) + w_right CE(k+1))) / avg_factor"
-    ce = F.cross_entropy(logits, k, reduction='none') * w_left + F.cross_entropy(logits, k + 1, reduction='none') * w_right
+    """FGL: logits [M, R+1] per edge, k [M] left bin, w_right/w_left/weight [M]
+    -> sum(weight * (w_left CE(k) + w_right CE(k+1))) / avg_factor"""
+    ce = (F.cross_entropy(logits, k, reduction='none') * w_left
+          + F.cross_entropy(logits, k + 1, reduction='none') * w_right)
     return (ce * weight).sum() / avg_factor
 
+# %% ../nbs/04_loss.ipynb #eaf431bf
 def ddf_normalisers(indices:list, batch:int, queries:int):
     "The decoupled-averaging weights (sqrt(N_pos * 8/B), sqrt(N_neg * 8/B)), N counted in edges (4 per query)."
     n_pos = 4 * sum(len(q) for q, _ in indices)
     return math.sqrt(n_pos * 8 / batch), math.sqrt((4 * batch * queries - n_pos) * 8 / batch)
 
+# %% ../nbs/04_loss.ipynb #4f426e18
 def ddf_loss(student, teacher, weight, pos, norm, T:float=5.):
-    "DDF: student/teacher [M, R+1] corner logits of every edge, weight [M], pos [M] bool (matched), norm (n_pos, n_neg) -> scalar"
+    """DDF: student/teacher [M, R+1] corner logits of every edge, weight [M], pos [M] bool (matched),
+    norm (n_pos, n_neg) -> scalar"""
     if torch.equal(student, teacher): return student.sum() * 0
-    kl = F.kl_div(F.log_softmax(student / T, 1), F.softmax(teacher.detach() / T, 1), reduction='none').sum(1) * weight * T ** 2
+    kl = F.kl_div(F.log_softmax(student / T, 1), F.softmax(teacher.detach() / T, 1), reduction='none').sum(1)
+    kl = kl * weight * T ** 2
     mean_pos = (kl * pos).sum() / pos.sum().clamp(min=1)
     mean_neg = (kl * ~pos).sum() / (~pos).sum().clamp(min=1)
     return (mean_pos * norm[0] + mean_neg * norm[1]) / (norm[0] + norm[1])
@@ -228,42 +254,57 @@ def ddf_loss(student, teacher, weight, pos, norm, T:float=5.):
 # %% ../nbs/04_loss.ipynb #e44c4193
 @patch
 def loss_local(self:DFINECriterion, outputs, targets, indices, num_boxes, fgl_targets=None, ddf_norm=None):
-    """FGL (and DDF when `teacher_corners` is present) of one output dict with `pred_corners` [B, Q, 4(R+1)], `ref_points`, `up`, `reg_scale`.
-    fgl_targets: bbox2distance of these indices (None = computed here); ddf_norm: ddf_normalisers (None = from these indices)."""
+    """FGL (and DDF when `teacher_corners` is present) of one output dict with `pred_corners` [B, Q, 4(R+1)],
+    `ref_points`, `up`, `reg_scale`. fgl_targets: bbox2distance of these indices (None = computed here);
+    ddf_norm: ddf_normalisers (None = from these indices)."""
     if 'pred_corners' not in outputs: return {}
-    R1, (B, Q) = self.reg_max + 1, outputs['pred_boxes'].shape[:2]
     b, q = _src_idx(indices, outputs['pred_boxes'].device)
     tgt = _matched_targets(targets, indices, 'boxes')
     if fgl_targets is None:
-        fgl_targets = bbox2distance(outputs['ref_points'][b, q].detach(), box_xyxy_clamped(tgt), self.reg_max, outputs['up'], outputs['reg_scale'])
+        fgl_targets = bbox2distance(outputs['ref_points'][b, q].detach(), box_xyxy_clamped(tgt), self.reg_max,
+                                    outputs['up'], outputs['reg_scale'])
     iou = paired_iou(outputs['pred_boxes'][b, q], tgt).detach()
-    L = {'loss_fgl': unimodal_dfl(outputs['pred_corners'][b, q].reshape(-1, R1), *fgl_targets, iou.repeat_interleave(4), num_boxes)}
-    if 'teacher_corners' in outputs:
-        w = outputs['teacher_logits'].detach().sigmoid().amax(-1)
-        w[b, q] = iou.to(w.dtype)
-        pos = torch.zeros_like(w, dtype=torch.bool); pos[b, q] = True
-        L['loss_ddf'] = ddf_loss(outputs['pred_corners'].reshape(-1, R1), outputs['teacher_corners'].reshape(-1, R1),
-                                 w.repeat_interleave(4, -1).reshape(-1), pos.repeat_interleave(4, -1).reshape(-1),
-                                 ddf_norm or ddf_normalisers(indices, B, Q), self.T)
-    return L
+    corners = outputs['pred_corners'][b, q].reshape(-1, self.reg_max + 1)
+    losses = {'loss_fgl': unimodal_dfl(corners, *fgl_targets, iou.repeat_interleave(4), num_boxes)}
+    if 'teacher_corners' in outputs: losses['loss_ddf'] = self._ddf_term(outputs, indices, iou, ddf_norm)
+    return losses
+
+# %% ../nbs/04_loss.ipynb #35bf2aa3
+@patch
+def _ddf_term(self:DFINECriterion, outputs, indices, iou, ddf_norm=None):
+    "DDF of every query: matched ones weighted by their IoU [K], the others by the teacher's confidence."
+    R1, (B, Q) = self.reg_max + 1, outputs['pred_boxes'].shape[:2]
+    b, q = _src_idx(indices, outputs['pred_boxes'].device)
+    weight = outputs['teacher_logits'].detach().sigmoid().amax(-1)
+    weight[b, q] = iou.to(weight.dtype)
+    pos = torch.zeros_like(weight, dtype=torch.bool)
+    pos[b, q] = True
+    return ddf_loss(outputs['pred_corners'].reshape(-1, R1), outputs['teacher_corners'].reshape(-1, R1),
+                    weight.repeat_interleave(4, -1).reshape(-1), pos.repeat_interleave(4, -1).reshape(-1),
+                    ddf_norm or ddf_normalisers(indices, B, Q), self.T)
 
 # %% ../nbs/04_loss.ipynb #dcb0d5ec
 def _num_boxes(n, device) -> float:
     "Mean over processes of n (all-reduced when torch.distributed is initialised), at least 1."
     n = torch.as_tensor([float(n)], device=device)
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(n); n = n / dist.get_world_size()
+        dist.all_reduce(n)
+        n = n / dist.get_world_size()
     return n.clamp(min=1).item()
 
+# %% ../nbs/04_loss.ipynb #2737cc16
 def dn_indices(dn_meta:dict, targets:list) -> list:
-    "Denoising matching: image i's positive DN queries `dn_positive_idx[i]` are `dn_num_group` copies of targets 0..n_i-1."
-    out = []
-    for pos, t in zip(dn_meta['dn_positive_idx'], targets):
-        tgt = torch.arange(len(t['labels']), device=pos.device).repeat(dn_meta['dn_num_group'])
-        if len(pos) != len(tgt): raise ValueError(f'dn_positive_idx has {len(pos)} queries for {len(t["labels"])} targets x {dn_meta["dn_num_group"]} groups')
+    "Denoising matching: image i's positive DN queries `dn_positive_idx[i]` are `dn_num_group` copies of its targets."
+    out, groups = [], dn_meta['dn_num_group']
+    for pos, target in zip(dn_meta['dn_positive_idx'], targets):
+        tgt = torch.arange(len(target['labels']), device=pos.device).repeat(groups)
+        if len(pos) != len(tgt):
+            raise ValueError(f'dn_positive_idx has {len(pos)} queries for {len(target["labels"])} targets '
+                             f'x {groups} groups')
         out.append((pos.long(), tgt))
     return out
 
+# %% ../nbs/04_loss.ipynb #91c2f408
 def _fp32(x):
     "Every floating tensor in a nested dict/list as float32."
     if isinstance(x, dict): return {k: _fp32(v) for k, v in x.items()}
@@ -272,43 +313,63 @@ def _fp32(x):
 
 # %% ../nbs/04_loss.ipynb #4f54833f
 @patch
-def layer_losses(self:DFINECriterion, outputs, targets, cls_idx, box_idx, n_cls, n_box, fgl_targets=None, ddf_norm=None, suffix=''):
+def layer_losses(self:DFINECriterion, outputs, targets, cls_idx, box_idx, n_cls, n_box, fgl_targets=None,
+                 ddf_norm=None, suffix=''):
     "Every term of one output dict, weighted, keys suffixed (`loss_vfl_aux_0`)."
-    L = self.loss_labels(outputs, targets, cls_idx, n_cls) | self.loss_boxes(outputs, targets, box_idx, n_box)
-    L |= self.loss_local(outputs, targets, box_idx, n_box, fgl_targets, ddf_norm)
-    missing = set(L) - set(self.weight_dict)
+    losses = self.loss_labels(outputs, targets, cls_idx, n_cls) | self.loss_boxes(outputs, targets, box_idx, n_box)
+    losses |= self.loss_local(outputs, targets, box_idx, n_box, fgl_targets, ddf_norm)
+    missing = set(losses) - set(self.weight_dict)
     if missing: raise KeyError(f'weight_dict has no weight for {sorted(missing)}')
-    return {k + suffix: v * self.weight_dict[k] for k, v in L.items()}
+    return {k + suffix: v * self.weight_dict[k] for k, v in losses.items()}
 
+# %% ../nbs/04_loss.ipynb #42b7cc0f
 @patch
 def _fgl_targets(self:DFINECriterion, outputs, targets, indices):
     b, q = _src_idx(indices, outputs['ref_points'].device)
-    return bbox2distance(outputs['ref_points'][b, q].detach(), box_xyxy_clamped(_matched_targets(targets, indices, 'boxes')),
-                         self.reg_max, outputs['up'], outputs['reg_scale'])
+    tgt_xyxy = box_xyxy_clamped(_matched_targets(targets, indices, 'boxes'))
+    ref = outputs['ref_points'][b, q].detach()
+    return bbox2distance(ref, tgt_xyxy, self.reg_max, outputs['up'], outputs['reg_scale'])
+
+# %% ../nbs/04_loss.ipynb #53bc730e
+@patch
+def match_layers(self:DFINECriterion, out, targets) -> dict:
+    "Each output's own matching (`final`, `aux` layers, layer-0 head `pre`, encoder `enc`) and their union `go`."
+    match = self.matcher
+    final, aux = match(out, targets), [match(o, targets) for o in out.get('aux_outputs', [])]
+    pre = [match(out['pre_outputs'], targets)] if 'pre_outputs' in out else []
+    enc = [match(o, targets) for o in out.get('enc_aux_outputs', [])]
+    return dict(final=final, aux=aux, pre=pre, enc=enc, go=go_indices([final] + aux + pre + enc))
 
 # %% ../nbs/04_loss.ipynb #12217584
 @patch
 def compute(self:DFINECriterion, out, targets):
     "The weighted terms of one step (fp32 inputs, autocast off: `forward` sees to both)."
-    M = self.matcher
-    match, aux = M(out, targets), [M(o, targets) for o in out.get('aux_outputs', [])]
-    pre = [M(out['pre_outputs'], targets)] if 'pre_outputs' in out else []
-    enc = [M(o, targets) for o in out.get('enc_aux_outputs', [])]
-    go = go_indices([match] + aux + pre + enc)
-    dev, (B, Q) = out['pred_logits'].device, out['pred_logits'].shape[:2]
-    n, n_go = _num_boxes(sum(len(t['labels']) for t in targets), dev), _num_boxes(sum(len(q) for q, _ in go), dev)
+    matched = self.match_layers(out, targets)
+    go, dev, (B, Q) = matched['go'], out['pred_logits'].device, out['pred_logits'].shape[:2]
+    num_boxes = _num_boxes(sum(len(tgt['labels']) for tgt in targets), dev)
+    num_boxes_go = _num_boxes(sum(len(q) for q, _ in go), dev)
     fgl = self._fgl_targets(out, targets, go) if 'pred_corners' in out else None
     norm = ddf_normalisers(go, B, Q)
-    L = self.layer_losses(out, targets, match, go, n, n_go, fgl, norm)
-    for i, (o, m) in enumerate(zip(out.get('aux_outputs', []), aux)):
-        L |= self.layer_losses(o | {'up': out['up'], 'reg_scale': out['reg_scale']}, targets, m, go, n, n_go, fgl, norm, f'_aux_{i}')
-    if pre: L |= self.layer_losses(out['pre_outputs'], targets, pre[0], go, n, n_go, suffix='_pre')
+    losses = self.layer_losses(out, targets, matched['final'], go, num_boxes, num_boxes_go, fgl, norm)
+    for i, (o, m) in enumerate(zip(out.get('aux_outputs', []), matched['aux'])):
+        o = o | {'up': out['up'], 'reg_scale': out['reg_scale']}
+        losses |= self.layer_losses(o, targets, m, go, num_boxes, num_boxes_go, fgl, norm, f'_aux_{i}')
+    for m in matched['pre']:
+        losses |= self.layer_losses(out['pre_outputs'], targets, m, go, num_boxes, num_boxes_go, suffix='_pre')
+    losses |= self.encoder_losses(out, targets, matched['enc'], go, num_boxes, num_boxes_go)
+    if 'dn_outputs' in out: losses |= self.dn_losses(out, targets, num_boxes, norm)
+    return losses
+
+# %% ../nbs/04_loss.ipynb #4a3287de
+@patch
+def encoder_losses(self:DFINECriterion, out, targets, enc_matchings, go, num_boxes, num_boxes_go):
+    "The terms of the encoder's proposals (`enc_aux_outputs`), against class-agnostic targets when the encoder is."
     agnostic = out.get('enc_meta', {}).get('class_agnostic', False)
-    enc_t = [t | {'labels': torch.zeros_like(t['labels'])} for t in targets] if agnostic else targets
-    for i, (o, m) in enumerate(zip(out.get('enc_aux_outputs', []), enc)):
-        L |= self.layer_losses(o, enc_t, m, go, n, n_go, suffix=f'_enc_{i}')
-    if 'dn_outputs' in out: L |= self.dn_losses(out, targets, n, norm)
-    return L
+    enc_targets = [tgt | {'labels': torch.zeros_like(tgt['labels'])} for tgt in targets] if agnostic else targets
+    losses = {}
+    for i, (o, m) in enumerate(zip(out.get('enc_aux_outputs', []), enc_matchings)):
+        losses |= self.layer_losses(o, enc_targets, m, go, num_boxes, num_boxes_go, suffix=f'_enc_{i}')
+    return losses
 
 # %% ../nbs/04_loss.ipynb #0bcd4546
 @patch
@@ -318,30 +379,36 @@ def dn_losses(self:DFINECriterion, out, targets, num_boxes, ddf_norm):
     n_dn = num_boxes * out['dn_meta']['dn_num_group']
     extra = {'up': out['up'], 'reg_scale': out['reg_scale']}
     layers = [o | extra for o in out['dn_outputs']]
-    fgl = self._fgl_targets(layers[0] , targets, idx) if 'pred_corners' in layers[0] else None
-    L = {}
-    for i, o in enumerate(layers): L |= self.layer_losses(o, targets, idx, idx, n_dn, n_dn, fgl, ddf_norm, f'_dn_{i}')
-    if 'dn_pre_outputs' in out: L |= self.layer_losses(out['dn_pre_outputs'], targets, idx, idx, n_dn, n_dn, suffix='_dn_pre')
-    return L
+    fgl = self._fgl_targets(layers[0], targets, idx) if 'pred_corners' in layers[0] else None
+    losses = {}
+    for i, o in enumerate(layers):
+        losses |= self.layer_losses(o, targets, idx, idx, n_dn, n_dn, fgl, ddf_norm, f'_dn_{i}')
+    if 'dn_pre_outputs' in out:
+        losses |= self.layer_losses(out['dn_pre_outputs'], targets, idx, idx, n_dn, n_dn, suffix='_dn_pre')
+    return losses
 
 # %% ../nbs/04_loss.ipynb #1bf34a72
 @patch
 def forward(self:DFINECriterion, outputs:dict, targets:list) -> dict:
-    """outputs: the model's train-mode dict (see the table above); targets: B dicts `labels` int64 [n_i] (0..C-1), `boxes` [n_i, 4]
-    cxcywh in 0..1 (n_i may be 0). Returns the weighted terms {name: 0-dim fp32 tensor}; the training loss is their sum."""
+    """outputs: the model's train-mode dict (see the table above); targets: B dicts `labels` int64 [n_i] (0..C-1),
+    `boxes` [n_i, 4] cxcywh in 0..1 (n_i may be 0).
+    Returns the weighted terms {name: 0-dim fp32 tensor}; the training loss is their sum."""
     C = outputs['pred_logits'].shape[-1]
-    for i, t in enumerate(targets):
-        if len(t['labels']) and not 0 <= int(t['labels'].min()) <= int(t['labels'].max()) < C:
-            raise ValueError(f'targets[{i}] has labels {t["labels"].tolist()} outside 0..{C - 1}')
+    for i, target in enumerate(targets):
+        labels = target['labels']
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < C:
+            raise ValueError(f'targets[{i}] has labels {labels.tolist()} outside 0..{C - 1}')
+    targets = [{'labels': target['labels'].long(), 'boxes': target['boxes'].float()} for target in targets]
     with torch.autocast(outputs['pred_logits'].device.type, enabled=False):
-        L = self.compute(_fp32(outputs), [{'labels': t['labels'].long(), 'boxes': t['boxes'].float()} for t in targets])
-    return self.check_finite(L)
+        losses = self.compute(_fp32(outputs), targets)
+    return self.check_finite(losses)
 
+# %% ../nbs/04_loss.ipynb #16d1dc46
 @patch
-def check_finite(self:DFINECriterion, L:dict) -> dict:
+def check_finite(self:DFINECriterion, losses:dict) -> dict:
     "Raise FloatingPointError naming the non-finite terms, or (nonfinite='zero') replace them by a constant 0."
-    ok = torch.isfinite(torch.stack([v.detach() for v in L.values()])).tolist()
-    bad = {k: v.item() for (k, v), o in zip(L.items(), ok) if not o}
-    if not bad: return L
+    ok = torch.isfinite(torch.stack([v.detach() for v in losses.values()])).tolist()
+    bad = {k: v.item() for (k, v), o in zip(losses.items(), ok) if not o}
+    if not bad: return losses
     if self.nonfinite == 'raise': raise FloatingPointError(f'non-finite loss terms: {bad}')
-    return {k: (v if k not in bad else v.new_zeros(())) for k, v in L.items()}
+    return {k: (v if k not in bad else v.new_zeros(())) for k, v in losses.items()}
