@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['SWEEP_THRESHOLDS', 'BEST_THRESHOLD_FILE', 'pairwise_iou', 'Stacked', 'candidate_pairs', 'greedy_match', 'prf',
            'Matcher', 'match_detections', 'coco_map', 'threshold_sweep', 'best_threshold', 'per_class_table',
-           'scalar_metrics', 'evaluate', 'save_best_threshold', 'load_best_threshold', 'plot_pr_curve',
+           'evaluate', 'scalar_metrics', 'save_best_threshold', 'load_best_threshold', 'plot_pr_curve',
            'plot_threshold_curves', 'plot_confusion_matrix', 'draw_eval_image', 'image_grid', 'save_eval_report',
            'save_eval_preds']
 
 # %% ../nbs/05_metrics.ipynb #b1539542
 import json, math
+from fastcore.basics import patch
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 import cv2
@@ -27,7 +28,7 @@ def _iou(a, b):
     iw = (np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])).clip(0)
     ih = (np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])).clip(0)
     inter = iw * ih
-    area = lambda x: (x[..., 2] - x[..., 0]).clip(0) * (x[..., 3] - x[..., 1]).clip(0)
+    area = lambda box: (box[..., 2] - box[..., 0]).clip(0) * (box[..., 3] - box[..., 1]).clip(0)
     union = area(a) + area(b) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
@@ -38,22 +39,21 @@ def pairwise_iou(a:np.ndarray, # boxes [N, 4], xyxy
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     return _iou(a[:, None], b[None])
 
-# %% ../nbs/05_metrics.ipynb #269d9ab7
+# %% ../nbs/05_metrics.ipynb #9d420ad7
 class Stacked:
-    "Detections of many images in flat arrays: `img` [M] image index, `labels` int64 [M], `boxes` float64 [M,4], `scores` float32 [M]."
+    "Detections of many images, flat: `img` image index, `labels` int64, `boxes` float64 [M,4], `scores` float32."
     def __init__(self, dets:Sequence[Detections]):
         self.n_images = len(dets)
         self.counts = np.array([len(d) for d in dets], np.int64)   # [n_images] detections per image
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         self.img = np.repeat(np.arange(self.n_images), self.counts)
-        cat = lambda xs, shape, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(shape, dt)
-        self.labels = cat([np.asarray(d.labels).reshape(-1) for d in dets], (0,), np.int64)
-        self.boxes = cat([np.asarray(d.boxes).reshape(-1, 4) for d in dets], (0, 4), np.float64)
-        self.scores = cat([np.asarray(d.scores).reshape(-1) for d in dets], (0,), np.float32)
-
+        concat = lambda xs, shape, dtype: np.concatenate(xs).astype(dtype, copy=False) if xs else np.zeros(shape, dtype)
+        self.labels = concat([np.asarray(d.labels).reshape(-1) for d in dets], (0,), np.int64)
+        self.boxes = concat([np.asarray(d.boxes).reshape(-1, 4) for d in dets], (0, 4), np.float64)
+        self.scores = concat([np.asarray(d.scores).reshape(-1) for d in dets], (0,), np.float32)
     def __len__(self): return len(self.labels)
 
-# %% ../nbs/05_metrics.ipynb #d893c8f1
+# %% ../nbs/05_metrics.ipynb #30ea4958
 def candidate_pairs(P:Stacked, # predictions
                     G:Stacked, # ground truth
                     iou_thresh:float=0.5, # smallest IoU of a match, in (0, 1]
@@ -62,23 +62,37 @@ def candidate_pairs(P:Stacked, # predictions
                    )->tuple[np.ndarray, np.ndarray, np.ndarray]: # pred index [E], gt index [E], IoU [E]
     "Every (prediction, ground truth) pair of the same image with IoU >= `iou_thresh`."
     if not 0 < iou_thresh <= 1: raise ValueError(f'iou_thresh must be in (0, 1], got {iou_thresh}')
-    pi = np.arange(len(P)) if keep is None else np.flatnonzero(keep)
-    ng = G.counts[P.img[pi]] if len(pi) else np.zeros(0, np.int64)      # gt boxes in each prediction's image
-    pi, ng = pi[ng > 0], ng[ng > 0]
-    out_p, out_g, out_iou = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
-    end = np.cumsum(ng)
+    pred_idx = np.arange(len(P)) if keep is None else np.flatnonzero(keep)
+    n_gt = G.counts[P.img[pred_idx]] if len(pred_idx) else np.zeros(0, np.int64)   # gt boxes in each one's image
+    pred_idx, n_gt = pred_idx[n_gt > 0], n_gt[n_gt > 0]
+    end = np.cumsum(n_gt)
     cuts = np.searchsorted(end, np.arange(max_pairs, end[-1], max_pairs), side='right') if len(end) else []
-    for sl in np.split(np.arange(len(pi)), cuts):
-        if not len(sl): continue
-        n, block = ng[sl], end[sl] - ng[sl] - (end[sl[0]] - ng[sl[0]])   # pairs per pred, start of its block in the chunk
-        p = np.repeat(pi[sl], n)
-        g = G.starts[P.img[p]] + np.arange(len(p)) - np.repeat(block, n)
-        iou = _iou(P.boxes[p], G.boxes[g])
-        m = iou >= iou_thresh
-        out_p.append(p[m]); out_g.append(g[m]); out_iou.append(iou[m])
-    return np.concatenate(out_p), np.concatenate(out_g), np.concatenate(out_iou)
+    found = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))]
+    for chunk in np.split(np.arange(len(pred_idx)), cuts):
+        if not len(chunk): continue
+        block_start = end[chunk] - n_gt[chunk] - (end[chunk[0]] - n_gt[chunk[0]])   # each one's first pair in the chunk
+        pair_pred = np.repeat(pred_idx[chunk], n_gt[chunk])
+        pair_gt = G.starts[P.img[pair_pred]] + np.arange(len(pair_pred)) - np.repeat(block_start, n_gt[chunk])
+        iou = _iou(P.boxes[pair_pred], G.boxes[pair_gt])
+        above = iou >= iou_thresh
+        found.append((pair_pred[above], pair_gt[above], iou[above]))
+    return tuple(np.concatenate(parts) for parts in zip(*found))
 
 # %% ../nbs/05_metrics.ipynb #4a587d2a
+def _matching_order(pair_pred, pair_gt, iou, score)->np.ndarray:
+    "Indices that sort pairs best first: IoU desc, prediction score desc, prediction index, gt index."
+    return np.lexsort((pair_gt, pair_pred, -np.asarray(score, np.float64), -iou))
+
+def _locally_dominant(pair_pred, pair_gt, n_pred:int, n_gt:int)->np.ndarray:
+    "bool [E]: the pairs (in matching order) that are the best remaining pair of both their prediction and gt box."
+    rank = np.arange(len(pair_pred))
+    best_of_pred = np.full(n_pred, len(pair_pred))
+    np.minimum.at(best_of_pred, pair_pred, rank)
+    best_of_gt = np.full(n_gt, len(pair_pred))
+    np.minimum.at(best_of_gt, pair_gt, rank)
+    return (best_of_pred[pair_pred] == rank) & (best_of_gt[pair_gt] == rank)
+
+# %% ../nbs/05_metrics.ipynb #f385e842
 def greedy_match(p:np.ndarray, # pred index of each candidate pair [E]
                  g:np.ndarray, # gt index of each pair [E]
                  n_pred:int, # number of predictions (size of the output)
@@ -86,22 +100,20 @@ def greedy_match(p:np.ndarray, # pred index of each candidate pair [E]
                  iou:np.ndarray|None=None, # IoU of each pair [E] (needed unless presorted)
                  score:np.ndarray|None=None, # score of each pair's prediction [E] (needed unless presorted)
                 )->np.ndarray: # matched gt index per prediction [n_pred], -1 if unmatched
-    "Greedy one-to-one matching, best pair first (IoU desc, score desc, pred idx, gt idx), by rounds of locally dominant pairs."
+    "Greedy one-to-one matching, best pair first (`_matching_order`), by rounds of locally dominant pairs."
     if not presorted:
-        o = np.lexsort((g, p, -np.asarray(score, np.float64), -iou))
-        p, g = p[o], g[o]
+        order = _matching_order(p, g, iou, score)
+        p, g = p[order], g[order]
     match = np.full(n_pred, -1, np.int64)
-    up, p = np.unique(p, return_inverse=True) if len(p) else (p, p)   # compact ids: per-round arrays stay small
-    ug, g = np.unique(g, return_inverse=True) if len(g) else (g, g)
-    while len(p):                                                      # rank of a pair = its position
-        r = np.arange(len(p))
-        best_p = np.full(len(up), len(p)); np.minimum.at(best_p, p, r)
-        best_g = np.full(len(ug), len(p)); np.minimum.at(best_g, g, r)
-        dom = (best_p[p] == r) & (best_g[g] == r)
-        taken_p = np.zeros(len(up), bool); taken_p[p[dom]] = True
-        taken_g = np.zeros(len(ug), bool); taken_g[g[dom]] = True
-        match[up[p[dom]]] = ug[g[dom]]
-        free = ~(taken_p[p] | taken_g[g])
+    pred_ids, p = np.unique(p, return_inverse=True) if len(p) else (p, p)   # compact ids: per-round arrays stay small
+    gt_ids, g = np.unique(g, return_inverse=True) if len(g) else (g, g)
+    while len(p):
+        dominant = _locally_dominant(p, g, len(pred_ids), len(gt_ids))
+        match[pred_ids[p[dominant]]] = gt_ids[g[dominant]]
+        taken_pred, taken_gt = np.zeros(len(pred_ids), bool), np.zeros(len(gt_ids), bool)
+        taken_pred[p[dominant]] = True
+        taken_gt[g[dominant]] = True
+        free = ~(taken_pred[p] | taken_gt[g])
         p, g = p[free], g[free]
     return match
 
@@ -109,55 +121,65 @@ def greedy_match(p:np.ndarray, # pred index of each candidate pair [E]
 def _ratio(a, b):
     "a / b, 0 where b == 0 (works on scalars and arrays)."
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    r = np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
-    return float(r) if r.ndim == 0 else r
+    ratio = np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+    return float(ratio) if ratio.ndim == 0 else ratio
 
 def prf(tp, fp, fn, iou_sum): # counts and summed TP IoU (scalars or per-class arrays)
     "precision, recall, f1 and the seed's IoU (sum of TP IoU / (TP+FP+FN)) from counts; 0 when undefined."
-    p, r = _ratio(tp, np.add(tp, fp)), _ratio(tp, np.add(tp, fn))
-    return p, r, _ratio(2 * np.multiply(p, r), np.add(p, r)), _ratio(iou_sum, np.add(np.add(tp, fp), fn))
+    precision, recall = _ratio(tp, np.add(tp, fp)), _ratio(tp, np.add(tp, fn))
+    f1 = _ratio(2 * np.multiply(precision, recall), np.add(precision, recall))
+    return precision, recall, f1, _ratio(iou_sum, np.add(np.add(tp, fp), fn))
 
 # %% ../nbs/05_metrics.ipynb #ebbb5c15
 def _tally(P:Stacked, G:Stacked, keep, match, pair_iou, N:int) -> dict:
-    "Per-class TP/FP/FN, summed TP IoU and the (N+1)x(N+1) confusion matrix of one matching (`pair_iou`: IoU of each matched pred)."
-    m = np.flatnonzero(match >= 0)
-    pl, gl = P.labels[m], G.labels[match[m]]
-    same = pl == gl
-    tp = np.bincount(pl[same], minlength=N)
-    iou_sum = np.bincount(pl[same], weights=pair_iou[m][same], minlength=N)
+    "Per-class TP/FP/FN, summed TP IoU (`pair_iou`: per matched prediction) and the confusion matrix of a matching."
+    matched = np.flatnonzero(match >= 0)
+    pred_label, gt_label = P.labels[matched], G.labels[match[matched]]
+    same = pred_label == gt_label
+    tp = np.bincount(pred_label[same], minlength=N)
+    iou_sum = np.bincount(pred_label[same], weights=pair_iou[matched][same], minlength=N)
     n_pred, n_gt = np.bincount(P.labels[keep], minlength=N), np.bincount(G.labels, minlength=N)
-    cm = np.bincount(gl * (N + 1) + pl, minlength=(N + 1) ** 2).reshape(N + 1, N + 1)
-    cm[N, :N] = n_pred - np.bincount(pl, minlength=N)      # unmatched predictions: background row
-    cm[:N, N] = n_gt - np.bincount(gl, minlength=N)        # missed ground truth: background column
+    cm = np.bincount(gt_label * (N + 1) + pred_label, minlength=(N + 1) ** 2).reshape(N + 1, N + 1)
+    cm[N, :N] = n_pred - np.bincount(pred_label, minlength=N)      # unmatched predictions: background row
+    cm[:N, N] = n_gt - np.bincount(gt_label, minlength=N)          # missed ground truth: background column
     return dict(tp=tp, fp=n_pred - tp, fn=n_gt - tp, iou_sum=iou_sum, n_pred=n_pred, n_gt=n_gt, cm=cm)
 
-# %% ../nbs/05_metrics.ipynb #ed2edd8d
+# %% ../nbs/05_metrics.ipynb #91b66bd4
+def _as_stacked(dets:Sequence[Detections]|Stacked)->Stacked: return dets if isinstance(dets, Stacked) else Stacked(dets)
+
 class Matcher:
     "Candidate pairs of `preds` x `gts` computed once; `counts(conf)` matches at any threshold >= `min_conf`."
     def __init__(self, preds:Sequence[Detections]|Stacked, gts:Sequence[Detections]|Stacked, num_classes:int,
                  iou_thresh:float=0.5, # smallest IoU of a match
                  min_conf:float=0.0): # lowest confidence threshold that will be asked for
-        self.P, self.G = (x if isinstance(x, Stacked) else Stacked(x) for x in (preds, gts))
-        if self.P.n_images != self.G.n_images:
-            raise ValueError(f'{self.P.n_images} prediction entries but {self.G.n_images} ground-truth entries: one of each per image')
-        self.N, self.iou_thresh, self.min_conf = num_classes, iou_thresh, min_conf
-        for name, S in (('prediction', self.P), ('ground-truth', self.G)):
-            bad = S.labels[(S.labels < 0) | (S.labels >= num_classes)]
-            if len(bad): raise ValueError(f'{name} label {int(bad[0])} outside 0..{num_classes - 1} (num_classes={num_classes})')
-        p, g, iou = candidate_pairs(self.P, self.G, iou_thresh, keep=self.P.scores >= np.float32(min_conf))
-        o = np.lexsort((g, p, -self.P.scores[p].astype(np.float64), -iou))
-        self.p, self.g, self.iou = p[o], g[o], iou[o]
-        self.same = self.P.labels[self.p] == self.G.labels[self.g]
+        self.preds, self.gts = _as_stacked(preds), _as_stacked(gts)
+        if self.preds.n_images != self.gts.n_images:
+            raise ValueError(f'{self.preds.n_images} prediction entries but {self.gts.n_images} ground-truth entries: '
+                             'one of each per image')
+        self.num_classes, self.iou_thresh, self.min_conf = num_classes, iou_thresh, min_conf
+        for kind, dets in (('prediction', self.preds), ('ground-truth', self.gts)):
+            bad = dets.labels[(dets.labels < 0) | (dets.labels >= num_classes)]
+            if len(bad):
+                raise ValueError(f'{kind} label {int(bad[0])} outside 0..{num_classes - 1} (num_classes={num_classes})')
+        keep = self.preds.scores >= np.float32(min_conf)
+        pair_pred, pair_gt, iou = candidate_pairs(self.preds, self.gts, iou_thresh, keep=keep)
+        order = _matching_order(pair_pred, pair_gt, iou, self.preds.scores[pair_pred])
+        self.pair_pred, self.pair_gt, self.pair_iou = pair_pred[order], pair_gt[order], iou[order]
+        self.same_class = self.preds.labels[self.pair_pred] == self.gts.labels[self.pair_gt]
 
-    def counts(self, conf_thresh:float=0.5, class_aware:bool=False) -> dict:
-        "Per-class TP/FP/FN, summed IoU, confusion matrix at `conf_thresh`."
-        if conf_thresh < self.min_conf: raise ValueError(f'conf_thresh {conf_thresh} below the Matcher min_conf {self.min_conf}')
-        keep = self.P.scores >= np.float32(conf_thresh)
-        e = keep[self.p] & (self.same if class_aware else True)
-        match = greedy_match(self.p[e], self.g[e], len(self.P), presorted=True)
-        hit = e & (match[self.p] == self.g)                    # the accepted pairs (one per matched prediction)
-        pair_iou = np.zeros(len(self.P)); pair_iou[self.p[hit]] = self.iou[hit]
-        return _tally(self.P, self.G, keep, match, pair_iou, self.N)
+# %% ../nbs/05_metrics.ipynb #52488705
+@patch
+def counts(self:Matcher, conf_thresh:float=0.5, class_aware:bool=False) -> dict:
+    "Per-class TP/FP/FN, summed IoU, confusion matrix at `conf_thresh`."
+    if conf_thresh < self.min_conf:
+        raise ValueError(f'conf_thresh {conf_thresh} below the Matcher min_conf {self.min_conf}')
+    keep = self.preds.scores >= np.float32(conf_thresh)
+    usable = keep[self.pair_pred] & (self.same_class if class_aware else True)
+    match = greedy_match(self.pair_pred[usable], self.pair_gt[usable], len(self.preds), presorted=True)
+    hit = usable & (match[self.pair_pred] == self.pair_gt)          # the accepted pairs (one per matched prediction)
+    pair_iou = np.zeros(len(self.preds))
+    pair_iou[self.pair_pred[hit]] = self.pair_iou[hit]
+    return _tally(self.preds, self.gts, keep, match, pair_iou, self.num_classes)
 
 # %% ../nbs/05_metrics.ipynb #280381f1
 def match_detections(pred:Detections, # one image's predictions (filter them first)
@@ -166,53 +188,71 @@ def match_detections(pred:Detections, # one image's predictions (filter them fir
                      class_aware:bool=False, # match only boxes of the same class
                     )->np.ndarray: # [len(pred)] index of the matched gt box, -1 if none
     "The one-to-one matching of one image (best IoU first, as in `greedy_match`)."
-    P, G = Stacked([pred]), Stacked([gt])
-    p, g, iou = candidate_pairs(P, G, iou_thresh)
-    if class_aware: k = P.labels[p] == G.labels[g]; p, g, iou = p[k], g[k], iou[k]
-    return greedy_match(p, g, len(P), iou=iou, score=P.scores[p])
+    stacked_pred, stacked_gt = Stacked([pred]), Stacked([gt])
+    pair_pred, pair_gt, iou = candidate_pairs(stacked_pred, stacked_gt, iou_thresh)
+    if class_aware:
+        same = stacked_pred.labels[pair_pred] == stacked_gt.labels[pair_gt]
+        pair_pred, pair_gt, iou = pair_pred[same], pair_gt[same], iou[same]
+    return greedy_match(pair_pred, pair_gt, len(stacked_pred), iou=iou, score=stacked_pred.scores[pair_pred])
 
 # %% ../nbs/05_metrics.ipynb #39b8ba48
-def _coco_dataset(S:Stacked, n_images:int, N:int, with_scores:bool) -> dict:
+def _coco_dataset(dets:Stacked, n_images:int, num_classes:int, with_scores:bool) -> dict:
     "A COCO-format dict of stacked detections (image ids 1..n, annotation ids 1..M, bbox xywh)."
-    wh = S.boxes[:, 2:] - S.boxes[:, :2]
-    xywh, area = np.concatenate([S.boxes[:, :2], wh], 1).tolist(), (wh[:, 0] * wh[:, 1]).tolist()
-    ids, img, lab = range(1, len(S) + 1), (S.img + 1).tolist(), S.labels.tolist()
+    wh = dets.boxes[:, 2:] - dets.boxes[:, :2]
+    xywh, areas = np.concatenate([dets.boxes[:, :2], wh], 1).tolist(), (wh[:, 0] * wh[:, 1]).tolist()
+    ids, image_ids, labels = range(1, len(dets) + 1), (dets.img + 1).tolist(), dets.labels.tolist()
     if with_scores:
-        anns = [{'id': i, 'image_id': m, 'category_id': c, 'bbox': b, 'area': a, 'score': s}
-                for i, m, c, b, a, s in zip(ids, img, lab, xywh, area, S.scores.astype(np.float64).tolist())]
+        anns = [{'id': k, 'image_id': img, 'category_id': cat, 'bbox': box, 'area': area, 'score': score}
+                for k, img, cat, box, area, score in zip(ids, image_ids, labels, xywh, areas,
+                                                         dets.scores.astype(np.float64).tolist())]
     else:
-        anns = [{'id': i, 'image_id': m, 'category_id': c, 'bbox': b, 'area': a, 'iscrowd': 0}
-                for i, m, c, b, a in zip(ids, img, lab, xywh, area)]
-    return {'images': [{'id': i} for i in range(1, n_images + 1)], 'annotations': anns, 'categories': [{'id': c} for c in range(N)]}
+        anns = [{'id': k, 'image_id': img, 'category_id': cat, 'bbox': box, 'area': area, 'iscrowd': 0}
+                for k, img, cat, box, area in zip(ids, image_ids, labels, xywh, areas)]
+    images = [{'id': k} for k in range(1, n_images + 1)]
+    return {'images': images, 'annotations': anns, 'categories': [{'id': cat} for cat in range(num_classes)]}
 
-# %% ../nbs/05_metrics.ipynb #2d727296
-_quiet = lambda *a, **k: None
+# %% ../nbs/05_metrics.ipynb #6aeb6854
+_quiet = lambda *args, **kwargs: None
 
+def _per_class_ap(coco_eval:COCOeval_faster)->dict:
+    "ap_50 [K], ap_50_95 [K] (NaN for a class without ground truth), pr_curve [K, 101], recall_grid [101]."
+    prec = np.asarray(coco_eval.eval['precision'])[:, :, :, 0, -1]   # [iou thr, recall pt, class], -1 undefined
+    valid = prec > -1
+    with np.errstate(invalid='ignore'):
+        ap = np.where(valid, prec, 0).sum((0, 1)) / valid.sum((0, 1))   # NaN where the class has no ground truth
+        ap50 = np.where(valid[0], prec[0], 0).sum(0) / valid[0].sum(0)
+    return dict(ap_50=ap50, ap_50_95=ap, pr_curve=np.where(valid[0], prec[0], np.nan).T,
+                recall_grid=np.asarray(coco_eval.params.recThrs))
+
+# %% ../nbs/05_metrics.ipynb #91c10878
 def coco_map(preds:Sequence[Detections]|Stacked, # per image, unfiltered
              gts:Sequence[Detections]|Stacked, # per image ground truth
              num_classes:int, # classes 0..num_classes-1
              max_dets:int=100, # COCO's cap per image and class
              by_size:bool=False, # also mAP of COCO's small / medium / large objects (about 2x slower)
-            )->dict: # mAP_50, mAP_50_95, mAP_75, mAR (at max_dets), [mAP_small/medium/large], ap_50 [N], ap_50_95 [N], pr_curve [N, 101], recall_grid [101]
+            )->dict: # mAP_50, mAP_50_95, mAP_75, mAR, [mAP_small/medium/large], and `_per_class_ap`'s
     "COCO box mAP by faster-coco-eval's `COCOeval_faster` on every prediction given."
-    P, G = (x if isinstance(x, Stacked) else Stacked(x) for x in (preds, gts))
-    if P.n_images != G.n_images: raise ValueError(f'{P.n_images} prediction entries but {G.n_images} ground-truth entries')
-    gt, dt = (COCO(_coco_dataset(S, G.n_images, num_classes, S is P), print_function=_quiet) for S in (G, P))
-    E = COCOeval_faster(gt, dt, 'bbox', print_function=_quiet)
-    if by_size: E.params.maxDets = [1, 10, max_dets]
-    else: E.params.maxDets, E.params.areaRng, E.params.areaRngLbl = [max_dets], [[0, 1e5 ** 2]], ['all']
-    E.evaluate(); E.accumulate(); E.summarize()
-    s = [float('nan') if v < 0 else float(v) for v in E.stats]       # COCO's -1 (undefined) -> NaN
-    out = dict(mAP_50=s[1], mAP_50_95=s[0], mAP_75=s[2], mAR=s[8] if by_size else s[3])
-    if by_size: out.update(mAP_small=s[3], mAP_medium=s[4], mAP_large=s[5])
-    prec = np.asarray(E.eval['precision'])[:, :, :, 0, -1]          # [T iou thresholds, R=101 recall points, K classes], -1 = undefined
-    valid = prec > -1
-    with np.errstate(invalid='ignore'):
-        ap = np.where(valid, prec, 0).sum((0, 1)) / valid.sum((0, 1))   # NaN where the class has no ground truth
-        ap50 = np.where(valid[0], prec[0], 0).sum(0) / valid[0].sum(0)
-    return dict(out, ap_50=ap50, ap_50_95=ap, pr_curve=np.where(valid[0], prec[0], np.nan).T, recall_grid=np.asarray(E.params.recThrs))
+    preds, gts = _as_stacked(preds), _as_stacked(gts)
+    if preds.n_images != gts.n_images:
+        raise ValueError(f'{preds.n_images} prediction entries but {gts.n_images} ground-truth entries')
+    gt = COCO(_coco_dataset(gts, gts.n_images, num_classes, with_scores=False), print_function=_quiet)
+    dt = COCO(_coco_dataset(preds, gts.n_images, num_classes, with_scores=True), print_function=_quiet)
+    coco_eval = COCOeval_faster(gt, dt, 'bbox', print_function=_quiet)
+    coco_eval.params.maxDets = [1, 10, max_dets] if by_size else [max_dets]
+    if not by_size: coco_eval.params.areaRng, coco_eval.params.areaRngLbl = [[0, 1e5 ** 2]], ['all']
+    for step in (coco_eval.evaluate, coco_eval.accumulate, coco_eval.summarize): step()
+    stats = [float('nan') if v < 0 else float(v) for v in coco_eval.stats]       # COCO's -1 (undefined) -> NaN
+    out = dict(mAP_50=stats[1], mAP_50_95=stats[0], mAP_75=stats[2], mAR=stats[8] if by_size else stats[3])
+    if by_size: out.update(mAP_small=stats[3], mAP_medium=stats[4], mAP_large=stats[5])
+    return dict(out, **_per_class_ap(coco_eval))
 
-# %% ../nbs/05_metrics.ipynb #ee8ae37a
+# %% ../nbs/05_metrics.ipynb #90876d8f
+def _summary(counts:dict)->dict:
+    "precision, recall, f1, iou, TPs, FPs, FNs over all classes of `Matcher.counts`."
+    tp, fp, fn = int(counts['tp'].sum()), int(counts['fp'].sum()), int(counts['fn'].sum())
+    precision, recall, f1, iou = prf(tp, fp, fn, counts['iou_sum'].sum())
+    return dict(precision=precision, recall=recall, f1=f1, iou=iou, TPs=tp, FPs=fp, FNs=fn)
+
 SWEEP_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)   # 0.05, 0.10, ..., 0.95
 
 def threshold_sweep(matcher:Matcher, # built with min_conf <= min(thresholds)
@@ -220,14 +260,10 @@ def threshold_sweep(matcher:Matcher, # built with min_conf <= min(thresholds)
                     class_aware:bool=False, # class-aware matching instead of the seed's class-agnostic one
                    )->pd.DataFrame: # one row per threshold: threshold, precision, recall, f1, iou, TPs, FPs, FNs
     "Precision, recall, F1 and IoU at each confidence threshold."
-    rows = []
-    for t in thresholds:
-        c = matcher.counts(float(t), class_aware)
-        tp, fp, fn = int(c['tp'].sum()), int(c['fp'].sum()), int(c['fn'].sum())
-        p, r, f1, iou = prf(tp, fp, fn, c['iou_sum'].sum())
-        rows.append(dict(threshold=float(t), precision=p, recall=r, f1=f1, iou=iou, TPs=tp, FPs=fp, FNs=fn))
-    return pd.DataFrame(rows)
+    return pd.DataFrame([dict(threshold=float(thresh), **_summary(matcher.counts(float(thresh), class_aware)))
+                         for thresh in thresholds])
 
+# %% ../nbs/05_metrics.ipynb #8f8ef807
 def best_threshold(sweep:pd.DataFrame, # from `threshold_sweep`
                   )->float: # the threshold with the highest F1 (middle of ties)
     "The F1-maximising threshold; among tied thresholds the middle one (lower middle for an even count)."
@@ -235,27 +271,34 @@ def best_threshold(sweep:pd.DataFrame, # from `threshold_sweep`
     ties = np.flatnonzero(f1 >= f1.max() - 1e-12)
     return float(sweep['threshold'].iloc[ties[(len(ties) - 1) // 2]])
 
+# %% ../nbs/05_metrics.ipynb #f0747e9e
+def per_class_table(res:dict, # from `evaluate`
+                   )->pd.DataFrame: # one row per class
+    "Per-class AP (COCO) and P/R/F1/IoU/TP/FP/FN at `conf_thresh` (class-agnostic, the seed's extended metrics)."
+    tally, n_cls = res['per_class_counts'], res['num_classes']
+    precision, recall, f1, iou = prf(tally['tp'], tally['fp'], tally['fn'], tally['iou_sum'])
+    names = [class_name(res['class_names'], i) for i in range(n_cls)]
+    return pd.DataFrame({'class_id': np.arange(n_cls), 'class': names, 'n_gt': tally['n_gt'], 'n_pred': tally['n_pred'],
+                         'AP_50': res['ap_50'], 'AP_50_95': res['ap_50_95'], 'precision': precision, 'recall': recall,
+                         'f1': f1, 'iou': iou, 'TPs': tally['tp'], 'FPs': tally['fp'], 'FNs': tally['fn']})
+
 # %% ../nbs/05_metrics.ipynb #8cf28557
 def _num_classes(num_classes, class_names, P:Stacked, G:Stacked) -> int:
     if num_classes is not None: return int(num_classes)
     if class_names is not None: return max(class_names) + 1 if isinstance(class_names, Mapping) else len(class_names)
     return int(max(P.labels.max(initial=-1), G.labels.max(initial=-1))) + 1 or 1
 
-# %% ../nbs/05_metrics.ipynb #1818bd66
-def per_class_table(res:dict, # from `evaluate`
-                   )->pd.DataFrame: # one row per class
-    "Per-class AP (COCO) and P/R/F1/IoU/TP/FP/FN at `conf_thresh` (class-agnostic matching, the seed's extended metrics)."
-    c, N = res['per_class_counts'], res['num_classes']
-    p, r, f1, iou = prf(c['tp'], c['fp'], c['fn'], c['iou_sum'])
-    return pd.DataFrame({'class_id': np.arange(N), 'class': [class_name(res['class_names'], i) for i in range(N)],
-                         'n_gt': c['n_gt'], 'n_pred': c['n_pred'], 'AP_50': res['ap_50'], 'AP_50_95': res['ap_50_95'],
-                         'precision': p, 'recall': r, 'f1': f1, 'iou': iou, 'TPs': c['tp'], 'FPs': c['fp'], 'FNs': c['fn']})
+def _counts_at(matcher:Matcher, conf_thresh:float)->dict:
+    "`_summary` at `conf_thresh` with both matchings (class-aware keys end in _class_aware), and the confusion matrix."
+    out = {}
+    for suffix, aware in (('', False), ('_class_aware', True)):
+        counts = matcher.counts(conf_thresh, aware)
+        out.update({f'{key}{suffix}': value for key, value in _summary(counts).items()})
+        if not aware:
+            out.update(n_pred=int(counts['n_pred'].sum()), per_class_counts=counts, confusion_matrix=counts['cm'])
+    return out
 
-def scalar_metrics(res:dict)->dict:
-    "The scalar entries of an `evaluate` result (one row of metrics.csv)."
-    return {k: v for k, v in res.items() if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
-
-# %% ../nbs/05_metrics.ipynb #0862088b
+# %% ../nbs/05_metrics.ipynb #db227985
 def evaluate(preds:Sequence[Detections], # per image, UNFILTERED predictions (xyxy pixels of the original image)
              gts:Sequence[Detections], # per image ground truth (scores ignored)
              num_classes:int|None=None, # default: len(class_names), else max label + 1
@@ -267,29 +310,29 @@ def evaluate(preds:Sequence[Detections], # per image, UNFILTERED predictions (xy
              coco:bool=True, # compute mAP (False: only the counting metrics, e.g. for a quick bench)
              by_size:bool=False, # add COCO's mAP_small / mAP_medium / mAP_large
             )->dict:
-    "mAP (COCO, all predictions), P/R/F1/IoU at `conf_thresh` (class-agnostic and class-aware), confusion matrix, threshold sweep, per-class table."
+    "COCO mAP, P/R/F1/IoU at `conf_thresh` (both matchings), confusion matrix, threshold sweep, per-class table."
     if not len(gts): raise ValueError('evaluate: no images')
-    P, G = Stacked(preds), Stacked(gts)
-    N = _num_classes(num_classes, class_names, P, G)
+    stacked_preds, stacked_gts = Stacked(preds), Stacked(gts)
+    n_cls = _num_classes(num_classes, class_names, stacked_preds, stacked_gts)
     min_conf = min([conf_thresh, *(thresholds if thresholds is not None else [])])
-    m = Matcher(P, G, N, iou_thresh, min_conf)
-    res = dict(coco_map(m.P, m.G, N, max_dets, by_size) if coco else {}, num_classes=N, n_images=len(gts), n_gt=len(G),
-               conf_thresh=float(conf_thresh), iou_thresh=float(iou_thresh))
-    if not coco: res.update(ap_50=np.full(N, np.nan), ap_50_95=np.full(N, np.nan))
-    for suffix, aware in (('', False), ('_class_aware', True)):
-        c = m.counts(conf_thresh, aware)
-        tp, fp, fn = int(c['tp'].sum()), int(c['fp'].sum()), int(c['fn'].sum())
-        p, r, f1, iou = prf(tp, fp, fn, c['iou_sum'].sum())
-        res.update({f'precision{suffix}': p, f'recall{suffix}': r, f'f1{suffix}': f1, f'iou{suffix}': iou,
-                    f'TPs{suffix}': tp, f'FPs{suffix}': fp, f'FNs{suffix}': fn})
-        if not aware: res.update(n_pred=int(c['n_pred'].sum()), per_class_counts=c, confusion_matrix=c['cm'])
+    matcher = Matcher(stacked_preds, stacked_gts, n_cls, iou_thresh, min_conf)
+    res = dict(coco_map(stacked_preds, stacked_gts, n_cls, max_dets, by_size) if coco else {}, num_classes=n_cls,
+               n_images=len(gts), n_gt=len(stacked_gts), conf_thresh=float(conf_thresh), iou_thresh=float(iou_thresh))
+    if not coco: res.update(ap_50=np.full(n_cls, np.nan), ap_50_95=np.full(n_cls, np.nan))
+    res.update(_counts_at(matcher, conf_thresh))
     if thresholds is not None:
-        res['sweep'] = threshold_sweep(m, thresholds)
+        res['sweep'] = threshold_sweep(matcher, thresholds)
         res['best_conf_thresh'] = best_threshold(res['sweep'])
         res['best_f1'] = float(res['sweep'].set_index('threshold').loc[res['best_conf_thresh'], 'f1'])
-    res['class_names'] = [class_name(class_names, i) for i in range(N)]
+    res['class_names'] = [class_name(class_names, i) for i in range(n_cls)]
     res['per_class'] = per_class_table(res)
     return res
+
+# %% ../nbs/05_metrics.ipynb #b83c5926
+def scalar_metrics(res:dict)->dict:
+    "The scalar entries of an `evaluate` result (one row of metrics.csv)."
+    is_scalar = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    return {k: v for k, v in res.items() if is_scalar(v)}
 
 # %% ../nbs/05_metrics.ipynb #956668e4
 BEST_THRESHOLD_FILE = 'best_threshold.json'
@@ -300,70 +343,83 @@ def save_best_threshold(exp_dir:str|Path, # experiment folder
                        )->Path: # the json file
     "Write the best confidence threshold to `exp_dir/best_threshold.json`."
     if isinstance(res, Mapping):
-        sw = res['sweep'].set_index('threshold').loc[res['best_conf_thresh']]
-        info = dict(f1=float(sw.f1), precision=float(sw.precision), recall=float(sw.recall), iou_thresh=res['iou_thresh'],
-                    n_images=res['n_images'], thresholds=res['sweep']['threshold'].tolist(), **info)
+        best = res['sweep'].set_index('threshold').loc[res['best_conf_thresh']]
+        info = dict(f1=float(best.f1), precision=float(best.precision), recall=float(best.recall),
+                    iou_thresh=res['iou_thresh'], n_images=res['n_images'], thresholds=res['sweep'].threshold.tolist(),
+                    **info)
         res = res['best_conf_thresh']
     if not 0 < float(res) < 1: raise ValueError(f'best threshold must be in (0, 1), got {res}')
-    p = Path(exp_dir) / BEST_THRESHOLD_FILE
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(dict(conf_thresh=float(res), **info), indent=1))
-    return p
+    path = Path(exp_dir) / BEST_THRESHOLD_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(conf_thresh=float(res), **info), indent=1))
+    return path
 
+# %% ../nbs/05_metrics.ipynb #f33a8799
 def load_best_threshold(exp_dir:str|Path|None, # experiment folder (None: use the default)
                         default:float=0.5, # used when no threshold was saved (e.g. cfg.train.conf_thresh)
                        )->float:
     "The saved best confidence threshold of `exp_dir`, or `default` when none was saved."
-    p = Path(exp_dir) / BEST_THRESHOLD_FILE if exp_dir is not None else None
-    if p is None or not p.is_file(): return float(default)
-    try: t = float(json.loads(p.read_text())['conf_thresh'])
-    except (ValueError, KeyError, TypeError) as e: raise ValueError(f'{p}: no readable conf_thresh ({e!r}); fix or delete the file') from e
-    if not 0 < t < 1: raise ValueError(f'{p}: conf_thresh {t} is not in (0, 1)')
-    return t
+    path = Path(exp_dir) / BEST_THRESHOLD_FILE if exp_dir is not None else None
+    if path is None or not path.is_file(): return float(default)
+    try: thresh = float(json.loads(path.read_text())['conf_thresh'])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f'{path}: no readable conf_thresh ({err!r}); fix or delete the file') from err
+    if not 0 < thresh < 1: raise ValueError(f'{path}: conf_thresh {thresh} is not in (0, 1)')
+    return thresh
 
 # %% ../nbs/05_metrics.ipynb #16046ad0
 def plot_pr_curve(res:dict, # from `evaluate`
                   max_classes:int=20, # draw per-class curves only up to this many classes
                  )->Figure:
     "Precision-recall curves at IoU 0.5 (COCO's interpolated precision), per class and mean."
-    fig = Figure(figsize=(6, 5), dpi=100); ax = fig.add_subplot()
-    rec, pr = res['recall_grid'], res['pr_curve']
-    has = ~np.isnan(pr).all(1)
-    if has.sum() <= max_classes:
-        for c in np.flatnonzero(has): ax.plot(rec, pr[c], lw=1, label=f"{res['class_names'][c]} {res['ap_50'][c]:.3f}")
-    if has.any(): ax.plot(rec, np.nanmean(pr[has], 0), lw=3, color='k', label=f"all classes mAP@0.5 {res['mAP_50']:.3f}")
+    ax = Figure(figsize=(6, 5), dpi=100).add_subplot()
+    recall, prec = res['recall_grid'], res['pr_curve']
+    has_gt = ~np.isnan(prec).all(1)
+    if has_gt.sum() <= max_classes:
+        for c in np.flatnonzero(has_gt):
+            ax.plot(recall, prec[c], lw=1, label=f"{res['class_names'][c]} {res['ap_50'][c]:.3f}")
+    if has_gt.any():
+        ax.plot(recall, np.nanmean(prec[has_gt], 0), lw=3, color='k', label=f"all classes mAP@0.5 {res['mAP_50']:.3f}")
     ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.02), title='Precision-recall (IoU 0.5)')
-    ax.grid(alpha=0.3); ax.legend(loc='lower left', fontsize=8)
-    return fig
+    ax.grid(alpha=0.3)
+    ax.legend(loc='lower left', fontsize=8)
+    return ax.figure
 
+# %% ../nbs/05_metrics.ipynb #947c5f27
 def plot_threshold_curves(sweep:pd.DataFrame, # from `threshold_sweep`
                           best:float|None=None, # threshold to mark
                          )->Figure:
     "Precision, recall and F1 against the confidence threshold."
-    fig = Figure(figsize=(6, 4), dpi=100); ax = fig.add_subplot()
-    for k in ('precision', 'recall', 'f1'): ax.plot(sweep['threshold'], sweep[k], marker='.', lw=2 if k == 'f1' else 1, label=k)
+    ax = Figure(figsize=(6, 4), dpi=100).add_subplot()
+    for metric in ('precision', 'recall', 'f1'):
+        ax.plot(sweep['threshold'], sweep[metric], marker='.', lw=2 if metric == 'f1' else 1, label=metric)
     if best is not None:
         f1 = float(sweep.set_index('threshold').loc[best, 'f1'])
         ax.axvline(best, color='k', ls='--', lw=1, label=f'best {best:.2f} (F1 {f1:.3f})')
-    ax.set(xlabel='confidence threshold', ylim=(0, 1.02), title='P / R / F1 vs threshold'); ax.grid(alpha=0.3); ax.legend(fontsize=8)
-    return fig
+    ax.set(xlabel='confidence threshold', ylim=(0, 1.02), title='P / R / F1 vs threshold')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax.figure
 
+# %% ../nbs/05_metrics.ipynb #641e1185
 def plot_confusion_matrix(cm:np.ndarray, # [N+1, N+1] rows true, columns predicted, last = background
                           class_names:Sequence[str]|None=None, # N names
                           max_annot:int=30, # write counts in the cells up to this many classes
                          )->Figure:
     "The confusion matrix as a heat map with class names."
-    n = len(cm) - 1
-    names = [class_name(class_names, i) for i in range(n)] + ['background']
-    fig = Figure(figsize=(max(4, 0.5 * n + 3),) * 2, dpi=100); ax = fig.add_subplot()
+    n_cls = len(cm) - 1
+    names = [class_name(class_names, i) for i in range(n_cls)] + ['background']
+    ax = Figure(figsize=(max(4, 0.5 * n_cls + 3),) * 2, dpi=100).add_subplot()
     ax.imshow(cm, cmap='Blues')
-    ax.set_xticks(range(n + 1), names, rotation=90); ax.set_yticks(range(n + 1), names)
+    ax.set_xticks(range(n_cls + 1), names, rotation=90)
+    ax.set_yticks(range(n_cls + 1), names)
     ax.set(xlabel='predicted', ylabel='ground truth', title='Confusion matrix')
-    if n <= max_annot:
-        for (i, j), v in np.ndenumerate(cm):
-            if v: ax.text(j, i, str(v), ha='center', va='center', fontsize=8, color='white' if v > cm.max() / 2 else 'black')
-    fig.tight_layout()
-    return fig
+    if n_cls <= max_annot:
+        for (i, j), count in np.ndenumerate(cm):
+            color = 'white' if count > cm.max() / 2 else 'black'
+            if count: ax.text(j, i, str(count), ha='center', va='center', fontsize=8, color=color)
+    ax.figure.tight_layout()
+    return ax.figure
 
 # %% ../nbs/05_metrics.ipynb #677607de
 def draw_eval_image(img_rgb:np.ndarray, # HxWx3 uint8 RGB
@@ -373,8 +429,10 @@ def draw_eval_image(img_rgb:np.ndarray, # HxWx3 uint8 RGB
                     conf_thresh:float=0.5, # drawing threshold for predictions
                    )->np.ndarray:
     "Ground truth (green, 'GT: name') and predictions (blue, 'name score') on one image."
-    img = img_rgb if gt is None else draw_detections(img_rgb, gt, class_names, GT_COLOR, show_scores=False, prefix='GT: ', label_at='bottom')
-    return draw_detections(img, pred.filter(conf_thresh), class_names, PRED_COLOR)
+    if gt is not None:
+        img_rgb = draw_detections(img_rgb, gt, class_names, GT_COLOR, show_scores=False, prefix='GT: ',
+                                  label_at='bottom')
+    return draw_detections(img_rgb, pred.filter(conf_thresh), class_names, PRED_COLOR)
 
 # %% ../nbs/05_metrics.ipynb #47734a7e
 def image_grid(images:Sequence[np.ndarray], # HxWx3 uint8 images, any sizes
@@ -383,14 +441,14 @@ def image_grid(images:Sequence[np.ndarray], # HxWx3 uint8 images, any sizes
               )->np.ndarray: # one uint8 image
     "Tile images into a grid, each scaled to fit a `tile` x `tile` cell on grey."
     if not len(images): raise ValueError('image_grid: no images')
-    nrows = math.ceil(len(images) / ncols)
-    grid = np.full((nrows * tile, min(ncols, len(images)) * tile, 3), 114, np.uint8)
-    for k, im in enumerate(images):
-        h, w = im.shape[:2]; r = tile / max(h, w)
-        nh, nw = max(1, round(h * r)), max(1, round(w * r))
-        im = cv2.resize(im, (nw, nh), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+    grid = np.full((math.ceil(len(images) / ncols) * tile, min(ncols, len(images)) * tile, 3), 114, np.uint8)
+    for k, img in enumerate(images):
+        h, w = img.shape[:2]
+        scale = tile / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         y, x = (k // ncols) * tile + (tile - nh) // 2, (k % ncols) * tile + (tile - nw) // 2
-        grid[y:y + nh, x:x + nw] = im
+        grid[y:y + nh, x:x + nw] = img
     return grid
 
 # %% ../nbs/05_metrics.ipynb #309a0500
@@ -398,19 +456,27 @@ def save_eval_report(res:dict, # from `evaluate`
                      out_dir:str|Path, # folder to write into (created)
                     )->dict[str, Path]: # what was written
     "per_class.csv, threshold_sweep.csv, confusion_matrix.csv and the PR / threshold / confusion-matrix plots."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    (out := Path(out_dir)).mkdir(parents=True, exist_ok=True)
     paths = dict(per_class=out / 'per_class.csv', confusion_matrix=out / 'confusion_matrix.csv')
     res['per_class'].to_csv(paths['per_class'], index=False)
     names = res['class_names'] + ['background']
     pd.DataFrame(res['confusion_matrix'], index=names, columns=names).to_csv(paths['confusion_matrix'])
     figs = dict(confusion_matrix_png=plot_confusion_matrix(res['confusion_matrix'], res['class_names']))
     if 'sweep' in res:
-        paths['threshold_sweep'] = out / 'threshold_sweep.csv'; res['sweep'].to_csv(paths['threshold_sweep'], index=False)
+        paths['threshold_sweep'] = out / 'threshold_sweep.csv'
+        res['sweep'].to_csv(paths['threshold_sweep'], index=False)
         figs['threshold_curves_png'] = plot_threshold_curves(res['sweep'], res['best_conf_thresh'])
     if 'pr_curve' in res: figs['pr_curve_png'] = plot_pr_curve(res)
-    for k, fig in figs.items():
-        paths[k] = out / (k[:-4] + '.png'); fig.savefig(paths[k], bbox_inches='tight')
+    for key, fig in figs.items():
+        paths[key] = out / (key[:-4] + '.png')
+        fig.savefig(paths[key], bbox_inches='tight')
     return paths
+
+# %% ../nbs/05_metrics.ipynb #f1aaa9f9
+def _write_rgb(path:Path, img:np.ndarray)->Path:
+    "Write an RGB image (cv2 wants BGR); an OSError when it cannot."
+    if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)): raise OSError(f'could not write {path}')
+    return path
 
 def save_eval_preds(out_dir:str|Path, # folder to write into (created)
                     images:Sequence[np.ndarray], # original RGB images
@@ -422,14 +488,10 @@ def save_eval_preds(out_dir:str|Path, # folder to write into (created)
                     grid:str|None='grid.jpg', # file name of the grid of all images (None: no grid)
                    )->list[Path]: # written files
     "Draw ground truth (green) and predictions (blue) on each image and save them, plus a grid."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    (out := Path(out_dir)).mkdir(parents=True, exist_ok=True)
     names = names or [f'{i:05d}.jpg' for i in range(len(images))]
-    drawn = [draw_eval_image(im, p, None if gts is None else gts[i], class_names, conf_thresh) for i, (im, p) in enumerate(zip(images, preds))]
-    paths = []
-    for n, im in zip(names, drawn):
-        paths.append(out / Path(n).with_suffix('.jpg').name)
-        if not cv2.imwrite(str(paths[-1]), cv2.cvtColor(im, cv2.COLOR_RGB2BGR)): raise OSError(f'could not write {paths[-1]}')
-    if grid and drawn:
-        paths.append(out / grid)
-        if not cv2.imwrite(str(paths[-1]), cv2.cvtColor(image_grid(drawn), cv2.COLOR_RGB2BGR)): raise OSError(f'could not write {paths[-1]}')
+    drawn = [draw_eval_image(img, pred, None if gts is None else gts[i], class_names, conf_thresh)
+             for i, (img, pred) in enumerate(zip(images, preds))]
+    paths = [_write_rgb(out / Path(name).with_suffix('.jpg').name, img) for name, img in zip(names, drawn)]
+    if grid and drawn: paths.append(_write_rgb(out / grid, image_grid(drawn)))
     return paths
