@@ -28,9 +28,10 @@ def decoder_kwargs(size:str,               # 'n', 's', 'm', 'l' or 'x'
                   learn_query_content=False, eval_spatial_size=eval_spatial_size, eval_idx=-1, eps=0.01, aux_loss=True,
                   cross_attn_method='default', query_select_method='default', reg_max=32, reg_scale=4.0, layer_scale=1)
     three = dict(feat_strides=[8, 16, 32], num_levels=3, num_points=[3, 6, 3])
-    sizes = dict(n=dict(hidden_dim=128, dim_feedforward=512, feat_channels=[128, 128], feat_strides=[16, 32], num_levels=2,
-                        num_points=[6, 6], num_layers=3),
-                 s=dict(feat_channels=[256] * 3, num_layers=3, **three), m=dict(feat_channels=[256] * 3, num_layers=4, **three),
+    sizes = dict(n=dict(hidden_dim=128, dim_feedforward=512, feat_channels=[128, 128], feat_strides=[16, 32],
+                        num_levels=2, num_points=[6, 6], num_layers=3),
+                 s=dict(feat_channels=[256] * 3, num_layers=3, **three),
+                 m=dict(feat_channels=[256] * 3, num_layers=4, **three),
                  l=dict(feat_channels=[256] * 3, num_layers=6, **three),
                  x=dict(feat_channels=[384] * 3, num_layers=6, reg_scale=8.0, **three))
     if size.lower() not in sizes: raise ValueError(f'unknown D-FINE size {size!r}; expected one of {list(SIZES)}')
@@ -45,26 +46,37 @@ _ROUTES = dict(
              'activation', 'mlp_act'),
     both=('hidden_dim', 'dim_feedforward', 'nhead', 'dropout', 'eval_spatial_size'))
 
-def model_kwargs(size:str, num_classes:int=80, **overrides)->dict:
-    "{'backbone', 'encoder', 'decoder'}: constructor kwargs of a size, with `overrides` applied (see above)."
-    kw = dict(backbone={**backbone_kwargs(size), 'pretrained': False}, encoder=encoder_kwargs(size),
-              decoder=decoder_kwargs(size, num_classes))
-    nested = {k: overrides.pop(k) for k in ('backbone', 'encoder', 'decoder') if k in overrides}
+def _route_overrides(kw:dict, overrides:dict):
+    "Put each flat override into the constructor kwargs it belongs to (`both`: encoder and decoder)."
     for key, val in overrides.items():
         part = next((p for p, keys in _ROUTES.items() if key in keys), None)
         if part is None: raise TypeError(f'unknown model override {key!r}; known: {sorted(sum(_ROUTES.values(), ()))} '
                                          'or nested backbone=/encoder=/decoder= dicts')
         for p in (['encoder', 'decoder'] if part == 'both' else [part]): kw[p][key] = copy.deepcopy(val)
+
+# %% ../nbs/03e_model.ipynb #2a914fd8
+def _wire_parts(kw:dict, overrides:dict):
+    "Derive the wiring: the encoder's inputs from the backbone's `return_idx`, the decoder's from the encoder."
     bb, enc, dec = kw['backbone'], kw['encoder'], kw['decoder']
     stages = list(HGNetv2.arch_configs[bb['name']]['stage_config'].values())
     enc['in_channels'] = [stages[i][2] for i in bb['return_idx']]
     enc['feat_strides'] = [4 * 2 ** i for i in bb['return_idx']]
     if 'use_encoder_idx' not in overrides: enc['use_encoder_idx'] = [len(enc['in_channels']) - 1]
-    L = len(enc['feat_strides'])
-    dec.update(feat_channels=[enc['hidden_dim']] * L, feat_strides=list(enc['feat_strides']), num_levels=L)
-    if isinstance(dec['num_points'], list) and len(dec['num_points']) != L:
-        raise ValueError(f"num_points {dec['num_points']} does not match the {L} levels of return_idx {bb['return_idx']}: pass num_points=")
-    for p, d in nested.items(): kw[p].update(copy.deepcopy(d))
+    levels = len(enc['feat_strides'])
+    dec.update(feat_channels=[enc['hidden_dim']] * levels, feat_strides=list(enc['feat_strides']), num_levels=levels)
+    if isinstance(dec['num_points'], list) and len(dec['num_points']) != levels:
+        raise ValueError(f"num_points {dec['num_points']} does not match the {levels} levels of return_idx "
+                         f"{bb['return_idx']}: pass num_points=")
+
+# %% ../nbs/03e_model.ipynb #1d842589
+def model_kwargs(size:str, num_classes:int=80, **overrides)->dict:
+    "{'backbone', 'encoder', 'decoder'}: constructor kwargs of a size, with `overrides` applied (see above)."
+    kw = dict(backbone={**backbone_kwargs(size), 'pretrained': False}, encoder=encoder_kwargs(size),
+              decoder=decoder_kwargs(size, num_classes))
+    nested = {k: overrides.pop(k) for k in ('backbone', 'encoder', 'decoder') if k in overrides}
+    _route_overrides(kw, overrides)
+    _wire_parts(kw, overrides)
+    for part, part_kwargs in nested.items(): kw[part].update(copy.deepcopy(part_kwargs))
     return kw
 
 # %% ../nbs/03e_model.ipynb #35921b44
@@ -74,9 +86,10 @@ def dfine_from_kwargs(backbone:dict, encoder:dict, decoder:dict)->DFINE:
     model.kwargs = copy.deepcopy(dict(backbone=backbone, encoder=encoder, decoder=decoder))
     return model
 
+# %% ../nbs/03e_model.ipynb #1db853fa
 def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
                 num_classes:int=80, # classes of the score heads
-                **overrides)->DFINE: # see `model_kwargs`, e.g. hidden_dim=64, num_queries=50, eval_spatial_size=[640, 640]
+                **overrides)->DFINE: # see `model_kwargs`, e.g. hidden_dim=64, eval_spatial_size=[640, 640]
     "A randomly initialised D-FINE of a released size (weights: `load_weights`)."
     return dfine_from_kwargs(**model_kwargs(size, num_classes, **overrides))
 
@@ -89,22 +102,25 @@ class PostProcess(nn.Module):
         super().__init__()
         self.num_top_queries, self.keep_ratio, self.clip = num_top_queries, keep_ratio, clip
 
-    def forward(self, outputs:dict,               # {'pred_logits' [B,Q,C], 'pred_boxes' [B,Q,4] cxcywh in 0..1}
-                orig_target_sizes:torch.Tensor,   # [B, 2] = (w, h) of each original image
-                input_wh=None):                   # (W, H) of the network input; may be None only if keep_ratio=False
-        logits, boxes = outputs['pred_logits'], outputs['pred_boxes']
-        C = logits.shape[-1]
-        scores, idx = logits.sigmoid().flatten(1).topk(min(self.num_top_queries, logits.shape[1] * C), dim=-1)
-        query = torch.div(idx, C, rounding_mode='floor')
-        labels = idx - query * C
-        boxes = box_cxcywh_to_xyxy(boxes.gather(1, query.unsqueeze(-1).expand(-1, -1, 4)))
-        if input_wh is None:
-            if self.keep_ratio: raise ValueError('PostProcess(keep_ratio=True) needs input_wh, the (W, H) of the network input')
-            input_wh = (1, 1)          # plain resize: the inverse is independent of the network size
-        W, H = input_wh
-        wh = orig_target_sizes.to(boxes.dtype)
-        boxes = boxes_from_net(boxes_to_pixels(boxes, W, H), wh[:, 0:1], wh[:, 1:2], W, H, self.keep_ratio, self.clip)
-        return labels, boxes, scores
+# %% ../nbs/03e_model.ipynb #afcb47a1
+@patch
+def forward(self:PostProcess, outputs:dict,   # {'pred_logits' [B,Q,C], 'pred_boxes' [B,Q,4] cxcywh in 0..1}
+            orig_target_sizes:torch.Tensor,   # [B, 2] = (w, h) of each original image
+            input_wh=None):                   # (W, H) of the network input; may be None only if keep_ratio=False
+    logits, boxes = outputs['pred_logits'], outputs['pred_boxes']
+    C = logits.shape[-1]
+    scores, idx = logits.sigmoid().flatten(1).topk(min(self.num_top_queries, logits.shape[1] * C), dim=-1)
+    query = torch.div(idx, C, rounding_mode='floor')
+    labels = idx - query * C
+    boxes = box_cxcywh_to_xyxy(boxes.gather(1, query.unsqueeze(-1).expand(-1, -1, 4)))
+    if input_wh is None:
+        if self.keep_ratio:
+            raise ValueError('PostProcess(keep_ratio=True) needs input_wh, the (W, H) of the network input')
+        input_wh = (1, 1)          # plain resize: the inverse is independent of the network size
+    W, H = input_wh
+    wh = orig_target_sizes.to(boxes.dtype)
+    boxes = boxes_from_net(boxes_to_pixels(boxes, W, H), wh[:, 0:1], wh[:, 1:2], W, H, self.keep_ratio, self.clip)
+    return labels, boxes, scores
 
 # %% ../nbs/03e_model.ipynb #cf2689a2
 @patch
