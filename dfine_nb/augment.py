@@ -66,7 +66,8 @@ def painted(w:int, h:int, boxes, labels=None) -> np.ndarray:
     ("A black RGB image with box k filled in `COLOURS[labels[k]]` (default label k): the test pattern of the "
      "geometric checks.")
     img, labels = np.zeros((h, w, 3), np.uint8), range(len(boxes)) if labels is None else labels
-    for l, (x1, y1, x2, y2) in zip(labels, np.asarray(boxes).round().astype(int)): img[y1:y2, x1:x2] = COLOURS[l]
+    for label, (x1, y1, x2, y2) in zip(labels, np.asarray(boxes).round().astype(int)):
+        img[y1:y2, x1:x2] = COLOURS[label]
     return img
 
 # %% ../nbs/02_augment.ipynb #a0a00c57

@@ -128,7 +128,7 @@ def filter(self:Detections, conf) -> Detections:
     ("Keep detections scoring at least `conf`: a float, or per class (a list indexed by label or a dict "
      "label -> thresh).")
     if isinstance(conf, (int, float)): thr = np.full(len(self), conf, np.float32)
-    elif isinstance(conf, dict): thr = np.array([conf.get(int(l), np.inf) for l in self.labels], np.float32)
+    elif isinstance(conf, dict): thr = np.array([conf.get(int(label), np.inf) for label in self.labels], np.float32)
     else:
         conf = np.asarray(conf, np.float32)
         per_label = conf[np.clip(self.labels, 0, max(len(conf) - 1, 0))] if len(conf) else np.inf

@@ -15,7 +15,7 @@ from typing import Any, Optional
 def setting(default, doc:str):
     "Declare a config key: its `default` and a one-line `doc` (shown in the YAML template)."
     mutable = isinstance(default, (list, dict)) or is_dataclass(default)
-    kw = dict(default_factory=lambda d=default: copy.deepcopy(d)) if mutable else dict(default=default)
+    kw = dict(default_factory=lambda value=default: copy.deepcopy(value)) if mutable else dict(default=default)
     return field(metadata={'doc': doc}, **kw)
 
 # %% ../nbs/00_config_keys.ipynb #f30689ee

@@ -72,7 +72,7 @@ def _check(val, tp, key:str):
     org, args = get_origin(tp), get_args(tp)
     if org in (Union, types.UnionType):
         if val is None and type(None) in args: return None
-        return _check(val, next(a for a in args if a is not type(None)), key)
+        return _check(val, next(arg for arg in args if arg is not type(None)), key)
     bad = ConfigError(f'{key}: expected {_tname(tp)}, got {val!r} ({type(val).__name__})')
     if org is list:
         if not isinstance(val, (list, tuple)): raise bad
@@ -95,10 +95,10 @@ class Stopped(Exception):
 # %% ../nbs/00_core.ipynb #c511f897
 def config_items(obj=None, pre:str=''):
     "Every key of a config (defaults when None), depth first: (dotted key, value, doc, is_section)."
-    for f in fields(obj if obj is not None else Config()):
-        v = getattr(obj if obj is not None else Config(), f.name)
-        yield pre + f.name, v, f.metadata.get('doc', ''), is_dataclass(v)
-        if is_dataclass(v): yield from config_items(v, pre + f.name + '.')
+    for spec in fields(obj if obj is not None else Config()):
+        v = getattr(obj if obj is not None else Config(), spec.name)
+        yield pre + spec.name, v, spec.metadata.get('doc', ''), is_dataclass(v)
+        if is_dataclass(v): yield from config_items(v, pre + spec.name + '.')
 
 # %% ../nbs/00_core.ipynb #53a612a2
 def _all_keys() -> list[str]:
@@ -110,12 +110,12 @@ def _unknown(key:str) -> ConfigError:
     return ConfigError(f"unknown config key '{key}'" + (f"; did you mean '{near[0]}'?" if near else ''))
 
 # %% ../nbs/00_core.ipynb #bf2a46be
-def _from_dict(cls, d:dict, prefix=''):
-    "The dataclass `cls` built from the mapping `d`, every value checked; keys are named from `prefix` in errors."
-    hints, names = get_type_hints(cls), {f.name for f in fields(cls)}
-    for k in d:
+def _from_dict(cls, values:dict, prefix=''):
+    "The dataclass `cls` built from the mapping `values`, every value checked; keys are named from `prefix` in errors."
+    hints, names = get_type_hints(cls), {spec.name for spec in fields(cls)}
+    for k in values:
         if k not in names: raise _unknown(prefix + str(k))
-    kw = {k: _check(v, hints[k], prefix + k) for k, v in d.items()}
+    kw = {k: _check(v, hints[k], prefix + k) for k, v in values.items()}
     return cls(**kw)
 
 # %% ../nbs/00_core.ipynb #a6436b7c
@@ -176,7 +176,7 @@ def derive_settings(cfg:Config) -> dict[str, str]:
             if k not in lrs: raise ConfigError(f'train.{table}.{cfg.model_name}: no {k} in it, and train.{k} is null')
             setattr(train, k, lrs[k])
             how[f'train.{k}'] = f'train.{table}.{cfg.model_name} ({start})'
-        elif v != lrs.get(k) and any(v == r.get(k) for tab in (train.lrs, train.lrs_scratch) for r in tab.values()):
+        elif v != lrs.get(k) and any(v == rates.get(k) for rates in [*train.lrs.values(), *train.lrs_scratch.values()]):
             logger.warning(f'train.{k}={v} is a rate of another size or start than this run '
                            f'(train.{table}.{cfg.model_name}: {lrs.get(k)}): written by an older `dfine config`? '
                            'Set it to null and it follows the run.')
@@ -223,10 +223,10 @@ def _read_user_config(path) -> dict:
 # mappings whose keys the user picks
 _USER_KEYED = ('label_to_name', 'lrs', 'lrs_scratch', 'paddings', 'model_overrides')
 
-def _apply_override(d:dict, override:str):
-    "Set one dotted `key=value` override in the config mapping `d`, refusing keys the config does not have."
+def _apply_override(mapping:dict, override:str):
+    "Set one dotted `key=value` override in the config mapping `mapping`, refusing keys the config does not have."
     ks, v = parse_override(override)
-    node = d
+    node = mapping
     for i, k in enumerate(ks[:-1]):
         if not isinstance(node.get(k), dict) or k == 'label_to_name': raise _unknown('.'.join(ks[:i+2]))
         node = node[k]
@@ -247,7 +247,7 @@ def _check_values(cfg:Config):
     if sorted(train.label_to_name) != list(range(len(train.label_to_name))):
         raise ConfigError(f'train.label_to_name: class ids must be 0..N-1 (YOLO labels), '
                           f'got {sorted(train.label_to_name)}')
-    if any(s % 32 for s in train.img_size) or len(train.img_size) != 2:
+    if any(side % 32 for side in train.img_size) or len(train.img_size) != 2:
         raise ConfigError(f'train.img_size: expected [h, w], both multiples of 32, got {train.img_size}')
     _check_ranges(cfg)
 
@@ -256,10 +256,10 @@ def load_config(path:str|Path|None=None, # YAML file; None = built-in defaults
                 overrides:typing.Iterable[str]=(), # dotted `key=value` strings, applied after the file
                ) -> Config:
     "Load, merge and validate the experiment config."
-    d = asdict(Config())
-    if path is not None: d = _merge(d, _read_user_config(path))
-    for override in ([overrides] if isinstance(overrides, str) else overrides): _apply_override(d, override)
-    cfg = _from_dict(Config, d)
+    merged = asdict(Config())
+    if path is not None: merged = _merge(merged, _read_user_config(path))
+    for override in ([overrides] if isinstance(overrides, str) else overrides): _apply_override(merged, override)
+    cfg = _from_dict(Config, merged)
     _check_values(cfg)
     cfg.derived = derive_settings(cfg)    # not a field: asdict, equality and the YAML keys stay those of the config
     return cfg
@@ -362,7 +362,7 @@ def _log_format() -> logging.Formatter: return logging.Formatter('%(asctime)s %(
 
 def _add_console_handler():
     "Log to stdout, once per process."
-    if any(getattr(h, '_dfine_console', False) for h in logger.handlers): return
+    if any(getattr(handler, '_dfine_console', False) for handler in logger.handlers): return
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(_log_format())
     console._dfine_console = True
@@ -373,7 +373,7 @@ def setup_logging(log_file:str|Path|None=None, level=logging.INFO) -> logging.Lo
     logger.setLevel(level)
     logger.propagate = False
     _add_console_handler()
-    for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+    for old in [handler for handler in logger.handlers if isinstance(handler, logging.FileHandler)]:
         logger.removeHandler(old)
         old.close()
     if log_file is not None:

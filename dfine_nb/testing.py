@@ -19,13 +19,13 @@ from .boxes import Detections
 def fixture_paths() -> list[Path]:
     "Every reference fixture file, unique by name (extra folders first, so a newer set wins)."
     start = Path(globals().get('__file__', Path.cwd() / 'x')).resolve().parent
-    repo = next((p for p in [start, *start.parents] if (p / 'settings.ini').is_file()), start.parent)
+    repo = next((folder for folder in [start, *start.parents] if (folder / 'settings.ini').is_file()), start.parent)
     dirs = [Path(os.environ['DFINE_FIXTURES'])] if os.environ.get('DFINE_FIXTURES') else []
     dirs += [repo.parent / 'shared' / 'fixtures' / 'ref_dfine', repo / 'nbs' / 'fixtures' / 'ref_dfine']
     seen = {}
-    for d in dirs:
-        for p in sorted(d.glob('*.pt')) if d.is_dir() else []: seen.setdefault(p.name, p)
-    return sorted(seen.values(), key=lambda p: p.name)
+    for folder in dirs:
+        for path in sorted(folder.glob('*.pt')) if folder.is_dir() else []: seen.setdefault(path.name, path)
+    return sorted(seen.values(), key=lambda path: path.name)
 
 # %% ../nbs/00b_testing.ipynb #0479a2c9
 def load_fixture(path) -> dict:
@@ -84,7 +84,7 @@ def gap_threshold(dets:Sequence[Detections], # detections of some images at conf
                   n:int, # about this many should pass
                   window:int=4)->tuple: # look for the gap within n +- window
     "(threshold, k): the midpoint of the widest gap between the k-th and (k+1)-th best scores, k within n +- window."
-    scores = np.sort(np.concatenate([d.scores for d in dets]))[::-1]
+    scores = np.sort(np.concatenate([det.scores for det in dets]))[::-1]
     ks = np.arange(max(1, n - window), min(len(scores) - 1, n + window) + 1)
     k = int(ks[np.argmax(scores[ks - 1] - scores[ks])])
     return float(scores[k - 1] + scores[k]) / 2, k
