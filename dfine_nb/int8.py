@@ -13,22 +13,23 @@ import numpy as np
 import pandas as pd
 import openvino as ov
 from .core import Config, logger, latest_exp_dir
-from .export import META_KEY, parse_meta, preprocess, OpenVINORuntime
-from .backends import Predictor
+from .backends import META_KEY, parse_meta, preprocess, OpenVINORuntime, Predictor
 from .metrics import load_best_threshold
 from .data import split_images
 from .bench import bench_accuracy
 
 # %% ../nbs/10_int8.ipynb #4baedee0
 class CompiledRuntime(OpenVINORuntime):
-    "A compiled OpenVINO model (e.g. NNCF's candidate) behind the `Runtime` interface, with the settings `meta` of its file."
+    ("A compiled OpenVINO model (e.g. NNCF's candidate) behind the `Runtime` interface, with the settings `meta` "
+     "of its file.")
     def __init__(self, compiled:ov.CompiledModel, meta:dict, path='<compiled>', precision:str='int8'):
         self.compiled, self.meta, self.path, self.precision, self.device = compiled, meta, Path(path), precision, 'CPU'
         self.request = compiled.create_infer_request()            # `run` is OpenVINORuntime's
 
 # %% ../nbs/10_int8.ipynb #efa7283f
 HEAD_PATTERNS = [r'.*/post/.*',                                                      # the fused postprocess
-                 r'.*/decoder/decoder/(dec_bbox_head|pre_bbox_head|integral|lqe_layers)[^/]*/.*']   # FDR, its integral, LQE
+                 # FDR, its integral, LQE
+                 r'.*/decoder/decoder/(dec_bbox_head|pre_bbox_head|integral|lqe_layers)[^/]*/.*']
 
 def float_nodes(model:ov.Model, patterns:Sequence[str]=HEAD_PATTERNS)->list:
     "Names of the operations of `model` that `patterns` keep in float."
@@ -43,52 +44,83 @@ def _calibration(cfg:Config, meta:dict, n:int)->tuple:
     images, _, _ = split_images(cfg, 'train', n)
     H, W = meta['img_size']
     def feed(img):
-        x, s = preprocess([img], W, H, bool(meta.get('keep_ratio', True)))
-        return {'images': x, 'orig_sizes': s}
+        batch, sizes = preprocess([img], W, H, bool(meta.get('keep_ratio', True)))
+        return {'images': batch, 'orig_sizes': sizes}
     return nncf.Dataset(images, feed), len(images)
 
+# %% ../nbs/10_int8.ipynb #ddf29580
+def _val_scorer(cfg:Config, thr:float)->tuple:
+    "(score(runtime, indices=None) -> `bench_accuracy` on val through a Predictor at `thr`, the number of val images)"
+    val_images, val_gts, _ = split_images(cfg, 'val')
+    def score(rt, idx=None):
+        idx = range(len(val_images)) if idx is None else list(idx)
+        return bench_accuracy(Predictor(rt, thr), [val_images[i] for i in idx], [val_gts[i] for i in idx], thr,
+                              cfg.train.iou_thresh)
+    return score, len(val_images)
+
+# %% ../nbs/10_int8.ipynb #be679084
+def _nncf_quantize(model, calib, n_calib:int, ignored:list, score, n_val:int, meta:dict, max_drop:float,
+                   accuracy_control:bool):
+    ("NNCF's quantization, `ignored` in float; with accuracy control it scores its candidates on val image indices "
+     "through the Predictor.")
+    import nncf
+    kw = dict(preset=nncf.QuantizationPreset.MIXED, model_type=nncf.ModelType.TRANSFORMER, subset_size=n_calib,
+              ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
+    if not accuracy_control: return nncf.quantize(model, calib, **kw)
+    validate = lambda compiled, idx: score(CompiledRuntime(compiled, meta), idx)['f1']
+    return nncf.quantize_with_accuracy_control(model, calib, nncf.Dataset(list(range(n_val))), validate,
+                                               max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **kw)
+
+# %% ../nbs/10_int8.ipynb #d4148054
+def _save_int8(quantized, meta:dict, row:dict, exp:Path)->Path:
+    ("Write `row` to int8.csv; stop when the F1 drop is over the limit, else save model_int8.xml with the export's "
+     "settings.")
+    pd.DataFrame([row]).to_csv(exp / 'int8.csv', index=False)
+    logger.info(f"int8: val F1 {row['fp32_f1']:.4f} -> {row['int8_f1']:.4f} (drop {row['f1_drop']:.4f}, "
+                f"limit {row['max_drop']}), mAP50 {row['fp32_mAP_50']:.4f} -> {row['int8_mAP_50']:.4f}, "
+                f"{row['fake_quantize']} quantizers, {row['seconds']:.0f} s")
+    if row['f1_drop'] > row['max_drop'] + 1e-9:
+        raise RuntimeError(f"int8 model loses {row['f1_drop']:.4f} F1 on val (limit export.ov_int8_max_drop="
+                           f"{row['max_drop']}): not saved. Try more calibration images (export.ov_int8_subset_size), "
+                           "or use the fp16 IR or a bf16 hint instead")
+    quantized.set_rt_info(json.dumps({**meta, 'precision': 'int8'}), META_KEY)
+    out = exp / 'model_int8.xml'
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
+    logger.info(f'int8 IR: {out}')
+    return out
+
+# %% ../nbs/10_int8.ipynb #5c15ac0a
+def _fp32_ir(exp:Path)->tuple:
+    "(the experiment's fp32 OpenVINO IR, its path, the export's settings in it); it must exist."
+    src = exp / 'model.xml'
+    if not src.is_file():
+        raise FileNotFoundError(f'{src} not found: run `dfine export` first (int8 starts from the fp32 OpenVINO IR)')
+    model = ov.Core().read_model(str(src))
+    return model, src, parse_meta(model.get_rt_info(META_KEY).astype(str)) if model.has_rt_info(META_KEY) else {}
+
+# %% ../nbs/10_int8.ipynb #14b53177
 def quantize(cfg:Config, # export.ov_int8_max_drop, export.ov_int8_subset_size; the experiment folder holds model.xml
              max_drop:Optional[float]=None, # default: export.ov_int8_max_drop (absolute F1 drop on val)
              subset_size:Optional[int]=None, # calibration images; default: export.ov_int8_subset_size
              keep_heads_float:bool=True, # FDR / LQE heads and postprocess in float
              accuracy_control:bool=True)->Path: # False: plain quantization; the guard still checks the drop
     "Quantize the experiment's OpenVINO fp32 IR to int8 (`model_int8.xml`) within an F1 drop on val; returns its path."
-    import nncf
-    exp, e = latest_exp_dir(cfg), cfg.export
-    src = exp / 'model.xml'
-    if not src.is_file(): raise FileNotFoundError(f'{src} not found: run `dfine export` first (int8 starts from the fp32 OpenVINO IR)')
-    max_drop, n_calib = e.ov_int8_max_drop if max_drop is None else max_drop, subset_size or e.ov_int8_subset_size
-    core = ov.Core()
-    model = core.read_model(str(src))
-    meta = parse_meta(model.get_rt_info(META_KEY).astype(str)) if model.has_rt_info(META_KEY) else {}
+    import nncf                                             # before anything: the error says what is missing
+    exp, settings = latest_exp_dir(cfg), cfg.export
+    model, src, meta = _fp32_ir(exp)
+    max_drop = settings.ov_int8_max_drop if max_drop is None else max_drop
+    n_calib = subset_size or settings.ov_int8_subset_size
     thr = load_best_threshold(exp, default=cfg.train.conf_thresh)
-    val_images, val_gts, _ = split_images(cfg, 'val')
-    def score(rt, idx=None):
-        idx = range(len(val_images)) if idx is None else list(idx)
-        return bench_accuracy(Predictor(rt, thr), [val_images[i] for i in idx], [val_gts[i] for i in idx], thr, cfg.train.iou_thresh)
+    score, n_val = _val_scorer(cfg, thr)
     ignored = float_nodes(model) if keep_heads_float else []
-    kw = dict(preset=nncf.QuantizationPreset.MIXED, model_type=nncf.ModelType.TRANSFORMER, subset_size=n_calib,
-              ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
-    (calib, n_used), t = _calibration(cfg, meta, n_calib), time.time()
-    if accuracy_control:                                    # NNCF scores candidates on val image indices, through the Predictor
-        validate = lambda compiled, idx: score(CompiledRuntime(compiled, meta), idx)['f1']
-        q = nncf.quantize_with_accuracy_control(model, calib, nncf.Dataset(list(range(len(val_images)))), validate,
-                                                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **kw)
-    else: q = nncf.quantize(model, calib, **kw)
-    seconds = time.time() - t
-    compile_ = lambda m: core.compile_model(m, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
-    ref, got = score(CompiledRuntime(compile_(model), meta, src, 'fp32')), score(CompiledRuntime(compile_(q), meta))
-    row = dict(fp32_f1=ref['f1'], int8_f1=got['f1'], f1_drop=ref['f1'] - got['f1'], fp32_mAP_50=ref['mAP_50'], int8_mAP_50=got['mAP_50'],
-               max_drop=max_drop, conf_thresh=thr, float_nodes=len(ignored), fake_quantize=sum(op.get_type_name() == 'FakeQuantize' for op in q.get_ops()),
-               accuracy_control=accuracy_control, calibration_images=n_used, val_images=len(val_images), seconds=seconds)
-    pd.DataFrame([row]).to_csv(exp / 'int8.csv', index=False)
-    logger.info(f"int8: val F1 {ref['f1']:.4f} -> {got['f1']:.4f} (drop {row['f1_drop']:.4f}, limit {max_drop}), "
-                f"mAP50 {ref['mAP_50']:.4f} -> {got['mAP_50']:.4f}, {row['fake_quantize']} quantizers, {seconds:.0f} s")
-    if row['f1_drop'] > max_drop + 1e-9:
-        raise RuntimeError(f"int8 model loses {row['f1_drop']:.4f} F1 on val (limit export.ov_int8_max_drop={max_drop}): not saved. "
-                           f"Try more calibration images (export.ov_int8_subset_size), or use the fp16 IR or a bf16 hint instead")
-    q.set_rt_info(json.dumps({**meta, 'precision': 'int8'}), META_KEY)
-    out = exp / 'model_int8.xml'
-    ov.save_model(q, str(out), compress_to_fp16=False)
-    logger.info(f'int8 IR: {out}')
-    return out
+    (calib, n_used), start = _calibration(cfg, meta, n_calib), time.time()
+    quantized = _nncf_quantize(model, calib, n_calib, ignored, score, n_val, meta, max_drop, accuracy_control)
+    seconds = time.time() - start
+    compile_f32 = lambda ir: ov.Core().compile_model(ir, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    ref = score(CompiledRuntime(compile_f32(model), meta, src, 'fp32'))
+    got = score(CompiledRuntime(compile_f32(quantized), meta))
+    row = dict(fp32_f1=ref['f1'], int8_f1=got['f1'], f1_drop=ref['f1'] - got['f1'], fp32_mAP_50=ref['mAP_50'],
+               int8_mAP_50=got['mAP_50'], max_drop=max_drop, conf_thresh=thr, float_nodes=len(ignored),
+               fake_quantize=sum(op.get_type_name() == 'FakeQuantize' for op in quantized.get_ops()),
+               accuracy_control=accuracy_control, calibration_images=n_used, val_images=n_val, seconds=seconds)
+    return _save_int8(quantized, meta, row, exp)
