@@ -65,7 +65,7 @@ def distance2bbox(points,    # reference boxes, cxcywh [..., 4]
 def value_maps(maps,       # projected levels, [B, d, h, w] each
                num_heads):
     "The value of every level as an image per head (views; channel = head*d/heads + j). [[B*heads, d/heads, h, w]]"
-    return [m.unflatten(1, (num_heads, -1)).flatten(0, 1) for m in maps]
+    return [level.unflatten(1, (num_heads, -1)).flatten(0, 1) for level in maps]
 
 # %% ../nbs/03c_decoder.ipynb #c3fdf500
 class MSDeformableAttention(nn.Module):
@@ -92,7 +92,7 @@ class MSDeformableAttention(nn.Module):
         grid = grid / grid.abs().max(-1, keepdim=True).values
         dist = torch.cat([torch.arange(1, n + 1) for n in self.num_points_list]).float()
         with torch.no_grad(): self.sampling_offsets.bias.copy_((grid[:, None, :] * dist[None, :, None]).flatten())
-        for p in self.attention_weights.parameters(): nn.init.zeros_(p)
+        for param in self.attention_weights.parameters(): nn.init.zeros_(param)
 
 # %% ../nbs/03c_decoder.ipynb #76aa13cf
 @patch
@@ -133,7 +133,7 @@ class Gate(nn.Module):
         super().__init__()
         self.gate = nn.Linear(2 * d_model, 2 * d_model)
         self.norm = nn.LayerNorm(d_model)
-        for p in self.gate.parameters(): nn.init.zeros_(p)
+        for param in self.gate.parameters(): nn.init.zeros_(param)
     def forward(self, x1, x2):
         g1, g2 = torch.sigmoid(self.gate(torch.cat([x1, x2], -1))).chunk(2, -1)
         return self.norm(g1 * x1 + g2 * x2)
@@ -144,7 +144,7 @@ class LQE(nn.Module):
         super().__init__()
         self.k, self.reg_max = k, reg_max
         self.reg_conf = MLP(4 * (k + 1), hidden_dim, 1, num_layers, act=act)
-        for p in self.reg_conf.layers[-1].parameters(): nn.init.zeros_(p)
+        for param in self.reg_conf.layers[-1].parameters(): nn.init.zeros_(param)
     def forward(self, scores, pred_corners): # [B, Q, C], [B, Q, 4*(reg_max+1)]
         B, Q, _ = pred_corners.shape
         probs = F.softmax(pred_corners.reshape(B, Q, 4, self.reg_max + 1), dim=-1)
@@ -269,8 +269,8 @@ def cdn_queries(targets,          # list of B dicts {'labels': int64 [n], 'boxes
     labels = torch.full([B, max_gt], num_classes, dtype=torch.int32, device=dev)
     boxes = torch.zeros([B, max_gt, 4], device=dev)
     real = torch.zeros([B, max_gt], dtype=torch.bool, device=dev)
-    for i, (target, n) in enumerate(zip(targets, counts)):
-        labels[i, :n], boxes[i, :n], real[i, :n] = target['labels'], target['boxes'], True
+    for i, (target, count) in enumerate(zip(targets, counts)):
+        labels[i, :count], boxes[i, :count], real[i, :count] = target['labels'], target['boxes'], True
     labels, boxes, real = labels.tile(1, 2 * G), boxes.tile(1, 2 * G, 1), real.tile(1, 2 * G)
     neg = (torch.arange(2 * G * max_gt, device=dev) // max_gt % 2 == 1)[None, :, None]   # [1, N, 1]
     pos_idx = [torch.nonzero(~neg[0, :, 0] & real_row)[:, 0] for real_row in real]
@@ -317,13 +317,13 @@ class DFINETransformer(nn.Module):
 # %% ../nbs/03c_decoder.ipynb #e4073364
 @patch
 def _build_input_proj(self:DFINETransformer, feat_channels):
-    self.input_proj = nn.ModuleList(nn.Identity() if c == self.hidden_dim else conv_norm_projection(c, self.hidden_dim)
-                                    for c in feat_channels)
-    c = feat_channels[-1]
+    self.input_proj = nn.ModuleList(
+        nn.Identity() if ch == self.hidden_dim else conv_norm_projection(ch, self.hidden_dim) for ch in feat_channels)
+    ch = feat_channels[-1]
     for _ in range(self.num_levels - len(feat_channels)):
-        self.input_proj.append(nn.Identity() if c == self.hidden_dim
-                               else conv_norm_projection(c, self.hidden_dim, 3, 2, padding=1))
-        c = self.hidden_dim
+        self.input_proj.append(nn.Identity() if ch == self.hidden_dim
+                               else conv_norm_projection(ch, self.hidden_dim, 3, 2, padding=1))
+        ch = self.hidden_dim
 
 @patch
 def _build_heads(self:DFINETransformer, mlp_act):
@@ -349,7 +349,7 @@ def _reset_parameters(self:DFINETransformer, feat_channels):
     prior = -math.log((1 - 0.01) / 0.01)
     nn.init.constant_(self.enc_score_head.bias, prior)
     for mlp in [self.enc_bbox_head, self.pre_bbox_head, *self.dec_bbox_head]:
-        for p in mlp.layers[-1].parameters(): nn.init.zeros_(p)
+        for param in mlp.layers[-1].parameters(): nn.init.zeros_(param)
     for head in self.dec_score_head: nn.init.constant_(head.bias, prior)
     nn.init.xavier_uniform_(self.enc_output.proj.weight)
     if self.learn_query_content: nn.init.xavier_uniform_(self.tgt_embed.weight)
@@ -361,7 +361,7 @@ def _reset_parameters(self:DFINETransformer, feat_channels):
 @patch
 def _shapes_for(self:DFINETransformer, hw):
     "Feature-map sizes of every level for an input of size `hw` = [H, W]."
-    return [(int(hw[0] / s), int(hw[1] / s)) for s in self.feat_strides]
+    return [(int(hw[0] / stride), int(hw[1] / stride)) for stride in self.feat_strides]
 
 @patch
 def _init_anchors(self:DFINETransformer):
@@ -388,20 +388,20 @@ def _get_anchors(self:DFINETransformer, spatial_shapes, device, dtype):
 
 @patch
 def _load_from_state_dict(self:DFINETransformer, state_dict, prefix, local_metadata, strict, missing_keys, *args):
-    for k in ('anchors', 'valid_mask'): state_dict.pop(prefix + k, None)
-    n = len(missing_keys)
+    for key in ('anchors', 'valid_mask'): state_dict.pop(prefix + key, None)
+    start = len(missing_keys)
     nn.Module._load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, *args)
-    missing_keys[n:] = [k for k in missing_keys[n:] if k not in (prefix + 'anchors', prefix + 'valid_mask')]
+    missing_keys[start:] = [k for k in missing_keys[start:] if k not in (prefix + 'anchors', prefix + 'valid_mask')]
 
 # %% ../nbs/03c_decoder.ipynb #4e7b7bc7
 @patch
 def _flatten_feats(self:DFINETransformer, feats):
     "Project and flatten the levels: memory [B, N, d], [(h, w)] per level and the projected maps [B, d, h, w]."
-    proj = [self.input_proj[i](f) for i, f in enumerate(feats)]
+    proj = [self.input_proj[i](feat) for i, feat in enumerate(feats)]
     for i in range(len(feats), self.num_levels):
         proj.append(self.input_proj[i](feats[-1] if i == len(feats) else proj[-1]))
-    memory = torch.cat([p.flatten(2).transpose(1, 2) for p in proj], 1)
-    return memory, [tuple(p.shape[2:]) for p in proj], proj
+    memory = torch.cat([level.flatten(2).transpose(1, 2) for level in proj], 1)
+    return memory, [tuple(level.shape[2:]) for level in proj], proj
 
 @patch
 def _select_queries(self:DFINETransformer, memory, spatial_shapes):
@@ -452,8 +452,8 @@ def forward(self:DFINETransformer,
 def convert_to_deploy(self:DFINETransformer):
     "Prune to `eval_idx` for inference (see above). Idempotent."
     self.dec_score_head = nn.ModuleList([nn.Identity()] * self.eval_idx + [self.dec_score_head[self.eval_idx]])
-    self.dec_bbox_head = nn.ModuleList([m if i <= self.eval_idx else nn.Identity()
-                                        for i, m in enumerate(self.dec_bbox_head)])
+    self.dec_bbox_head = nn.ModuleList([head if i <= self.eval_idx else nn.Identity()
+                                        for i, head in enumerate(self.dec_bbox_head)])
     self.decoder.convert_to_deploy()
 
 # %% ../nbs/03c_decoder.ipynb #1dcf5806
@@ -469,7 +469,7 @@ def _train_outputs(self:DFINETransformer, outputs, enc_logits, topk_ind, ref_una
     if dn is not None:    # every output split along the queries into its DN and matching parts
         parts = [list(zip(*[x.split(dn['dn_num_split'], dim=1) for x in xs])) for xs in outputs[:4]]
         parts += [x.split(dn['dn_num_split'], dim=1) for x in outputs[4:]]
-        dn_outputs, outputs = tuple(p[0] for p in parts), tuple(p[1] for p in parts)
+        dn_outputs, outputs = tuple(part[0] for part in parts), tuple(part[1] for part in parts)
     boxes, logits, corners, refs, pre_boxes, pre_logits = outputs
     out = dict(pred_logits=logits[-1], pred_boxes=boxes[-1], pred_corners=corners[-1], ref_points=refs[-1],
                up=self.up, reg_scale=self.reg_scale)

@@ -130,7 +130,7 @@ def forward_parts(self:RepNCSPELAN4, xs:list, # inputs whose channel concat is t
                   up_first:bool=False, # xs[0] is upsampled x2 (nearest) first, as in the FPN
                   sliced:bool=False): # no Split or Concat at all (the exported graphs' form, see above)
     "`forward(cat(xs))`, in the cheapest exact form once deployed."
-    cv1, cv4 = (getattr(c, 'conv_bn_fused', None) for c in (self.cv1, self.cv4))
+    cv1, cv4 = (getattr(conv, 'conv_bn_fused', None) for conv in (self.cv1, self.cv4))
     if cv1 is None or cv4 is None or not (up_first or sliced):   # training (conv + BN), or nothing to gain
         if up_first: xs = [F.interpolate(xs[0], scale_factor=2., mode='nearest'), *xs[1:]]
         return self(torch.cat(xs, dim=1))
@@ -224,7 +224,7 @@ class HybridEncoder(nn.Module):
         self.use_encoder_idx, self.num_encoder_layers = list(use_encoder_idx), num_encoder_layers
         self.pe_temperature, self.eval_spatial_size = pe_temperature, eval_spatial_size
         self.out_channels, self.out_strides = [hidden_dim] * len(in_channels), list(feat_strides)
-        self.input_proj = nn.ModuleList(conv_norm_projection(c, hidden_dim) for c in in_channels)
+        self.input_proj = nn.ModuleList(conv_norm_projection(ch, hidden_dim) for ch in in_channels)
         layer = TransformerEncoderLayer(hidden_dim, nhead, dim_feedforward, dropout, enc_act)
         self.encoder = nn.ModuleList(
             TransformerEncoder(copy.deepcopy(layer), num_encoder_layers) for _ in self.use_encoder_idx)
@@ -304,7 +304,7 @@ def forward(self:HybridEncoder, feats:list)->list:
     "feats: L maps [B, C_i, H_i, W_i], finest first -> L maps [B, hidden_dim, H_i, W_i]."
     if len(feats) != len(self.in_channels):
         raise ValueError(f'expected {len(self.in_channels)} feature maps, got {len(feats)}')
-    proj = [p(f) for p, f in zip(self.input_proj, feats)]
+    proj = [project(feat) for project, feat in zip(self.input_proj, feats)]
     return self._fpn_pan(self._aifi(proj))
 
 # %% ../nbs/03b_encoder.ipynb #8d822edd
