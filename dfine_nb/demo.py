@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from .core import Config, logger, latest_exp_dir, resolve_path
 from .boxes import Detections
 from .data import read_split
@@ -23,51 +24,63 @@ from .infer import infer_video, detections_table, output_stem, DISPLAY_DECIMALS
 def _gradio():
     "gradio, imported offline-safe; a clear error when the extra is not installed."
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
-    for k in ('NO_PROXY', 'no_proxy'):
-        have = [h for h in os.environ.get(k, '').split(',') if h]
-        os.environ[k] = ','.join(have + [h for h in ('127.0.0.1', 'localhost') if h not in have])
+    for var in ('NO_PROXY', 'no_proxy'):
+        hosts = [host for host in os.environ.get(var, '').split(',') if host]
+        os.environ[var] = ','.join(hosts + [host for host in ('127.0.0.1', 'localhost') if host not in hosts])
     try: import gradio
-    except ImportError as e: raise NotImplementedError(f'the web demo needs gradio: pip install "dfine_nb[demo]" ({e})') from e
+    except ImportError as err:
+        raise NotImplementedError(f'the web demo needs gradio: pip install "dfine_nb[demo]" ({err})') from err
     return gradio
 
 # %% ../nbs/13_demo.ipynb #0b3650c3
 class DemoModels:
     "The model files of an experiment by backend name; each is loaded on first use and kept."
-    def __init__(self, exp:Path, # experiment folder: best.pt and its exports
-                 backends:Optional[Sequence[str]]=None, # offer only these (names of `BENCH_FILES`); None: every file present
-                 default_thresh:float=0.5): # when the experiment saved no best threshold
+    def __init__(self,
+        exp:Path, # experiment folder: best.pt and its exports
+        backends:Optional[Sequence[str]]=None, # offer only these (names of `BENCH_FILES`); None: every file present
+        default_thresh:float=0.5): # when the experiment saved no best threshold
         self.exp, self.files = Path(exp), bench_files(exp, backends)
         self.threshold, self._loaded = load_best_threshold(self.exp, default_thresh), {}
 
     @property
     def names(self)->list: return list(self.files)
-    @property
-    def default(self)->str: return next((b for b in ('openvino', 'onnxruntime') if b in self.files), self.names[0])   # the fastest fp32 (09)
 
-    def __getitem__(self, backend:str)->Predictor:
-        if backend not in self.files: raise KeyError(f'{backend!r} is not offered; choose from {self.names}')
-        if backend not in self._loaded:
-            path, kw = self.files[backend]
-            t, pred = time.perf_counter(), load_predictor(path, conf_thresh=self.threshold, **kw)
-            pred(np.zeros((pred.H, pred.W, 3), np.uint8))  # warm-up: the first call allocates and tunes, and would misreport the latency
-            logger.info(f'app: {path.name} ready in {time.perf_counter() - t:.1f} s')
-            self._loaded[backend] = pred
-        return self._loaded[backend]
+    @property
+    def default(self)->str:
+        "The fastest fp32 backend offered (09)."
+        return next((name for name in ('openvino', 'onnxruntime') if name in self.files), self.names[0])
 
     def __repr__(self): return f'DemoModels({self.exp}, {self.names}, threshold={self.threshold:.3f})'
+
+# %% ../nbs/13_demo.ipynb #541fa1ff
+@patch
+def __getitem__(self:DemoModels, backend:str)->Predictor:
+    "The `Predictor` of `backend`, loaded and warmed up on first use."
+    if backend not in self.files: raise KeyError(f'{backend!r} is not offered; choose from {self.names}')
+    if backend not in self._loaded:
+        path, kw = self.files[backend]
+        started = time.perf_counter()
+        pred = load_predictor(path, conf_thresh=self.threshold, **kw)
+        # warm-up: the first call allocates and tunes, and would misreport the latency
+        pred(np.zeros((pred.H, pred.W, 3), np.uint8))
+        logger.info(f'app: {path.name} ready in {time.perf_counter() - started:.1f} s')
+        self._loaded[backend] = pred
+    return self._loaded[backend]
 
 # %% ../nbs/13_demo.ipynb #f59799f0
 def detect_image(pred:Predictor, img:np.ndarray, # HxWx3 uint8 RGB
                  conf=None, # None: the predictor's thresholds (the saved best); a float or per-class thresholds
                  classes:Optional[Sequence[int]]=None)->tuple: # keep only these class ids; None: all
     "(drawn RGB image, `detections_table`, one-line summary with the latency) of one image."
-    t = time.perf_counter(); d = pred(img, conf=conf); ms = 1e3 * (time.perf_counter() - t)
-    if classes is not None: d = d[np.isin(d.labels, list(classes))]
+    started = time.perf_counter()
+    dets = pred(img, conf=conf)
+    ms = 1e3 * (time.perf_counter() - started)
+    if classes is not None: dets = dets[np.isin(dets.labels, list(classes))]
     names = pred.label_to_name
-    counts = pd.Series([names.get(int(l), str(l)) for l in d.labels], dtype=object).value_counts()
-    summary = f'**{len(d)}** detections' + (f" ({', '.join(f'{n} {k}' for k, n in counts.items())})" if len(d) else '') \
-              + f' in {ms:.1f} ms end to end with {Path(pred.runtime.path).name}'
-    return draw_detections(img, d, names), detections_table(d, names, rounded=True), summary
+    counts = pd.Series([names.get(int(label), str(label)) for label in dets.labels], dtype=object).value_counts()
+    per_class = f" ({', '.join(f'{count} {name}' for name, count in counts.items())})" if len(dets) else ''
+    summary = f'**{len(dets)}** detections{per_class} in {ms:.1f} ms end to end with {Path(pred.runtime.path).name}'
+    return draw_detections(img, dets, names), detections_table(dets, names, rounded=True), summary
 
 # %% ../nbs/13_demo.ipynb #1fa2a048
 def detect_video(pred:Predictor, path, # a video file OpenCV can read
@@ -76,98 +89,147 @@ def detect_video(pred:Predictor, path, # a video file OpenCV can read
                  out_dir=None)->tuple: # default: a new temporary folder
     "(drawn .webm path, per-frame `detections.csv`-style table, summary) of a video."
     path, out = Path(path), Path(out_dir or tempfile.mkdtemp(prefix='dfine_app_'))
-    for d in ('images', 'labels', 'videos'): (out / d).mkdir(parents=True, exist_ok=True)
+    for sub in ('images', 'labels', 'videos'): (out / sub).mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, infer=dataclasses.replace(cfg.infer, to_crop=False))
-    t = time.perf_counter()
+    started = time.perf_counter()
     rows = infer_video(pred, path, out, pred.label_to_name, cfg, path.stem, conf=conf, fmt='webm')
-    s = time.perf_counter() - t
-    df = pd.DataFrame(rows, columns=['frame', 'track_id', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']).round(DISPLAY_DECIMALS)
-    n = len(list((out / 'labels').glob(f'{path.stem}_*.txt')))
-    tracks = f', {df.track_id.nunique()} tracks' if cfg.infer.track else ''
-    return out / 'videos' / f'{path.stem}.webm', df, f'**{len(df)}** detections{tracks} in {n} frames, {s:.1f} s ({1e3 * s / max(n, 1):.1f} ms per frame)'
+    secs = time.perf_counter() - started
+    columns = ['frame', 'track_id', 'label', 'name', 'score', 'x1', 'y1', 'x2', 'y2']
+    table = pd.DataFrame(rows, columns=columns).round(DISPLAY_DECIMALS)
+    n_frames = len(list((out / 'labels').glob(f'{path.stem}_*.txt')))
+    tracks = f', {table.track_id.nunique()} tracks' if cfg.infer.track else ''
+    summary = (f'**{len(table)}** detections{tracks} in {n_frames} frames, {secs:.1f} s '
+               f'({1e3 * secs / max(n_frames, 1):.1f} ms per frame)')
+    return out / 'videos' / f'{path.stem}.webm', table, summary
 
 # %% ../nbs/13_demo.ipynb #4fd15859
 ERROR_KINDS = ['fp', 'wrong_class', 'fn']
 
-def error_review(exp:Path)->tuple:
-    "(counts per class and kind, [(drawn image, caption)] worst first) of `check_errors/` in `exp`; (None, []) when it has not run."
-    d = Path(exp) / 'check_errors'
-    if not (d / 'errors.csv').is_file(): return None, []
-    df = pd.read_csv(d / 'errors.csv')
-    counts = df.groupby(['name', 'kind']).size().unstack(fill_value=0).reindex(columns=ERROR_KINDS, fill_value=0).rename_axis(columns=None)
-    counts = counts.assign(total=counts.sum(axis=1)).sort_values('total', ascending=False).reset_index()
+def _error_counts(errors:pd.DataFrame)->pd.DataFrame:
+    "Mistakes per class name and kind, with their total, the class with most first."
+    counts = (errors.groupby(['name', 'kind']).size().unstack(fill_value=0)
+              .reindex(columns=ERROR_KINDS, fill_value=0).rename_axis(columns=None))
+    return counts.assign(total=counts.sum(axis=1)).sort_values('total', ascending=False).reset_index()
+
+# %% ../nbs/13_demo.ipynb #10924585
+def _error_gallery(folder:Path, errors:pd.DataFrame)->list:
+    "[(drawn image, caption)] of the images of `errors` that `check_errors` drew in `folder`, the most mistakes first."
     gallery = []
-    for f, g in sorted(df.groupby('file'), key=lambda kv: -len(kv[1])):
-        stem = output_stem(f)
-        img = next((p for p in (d / 'FPs' / f'{stem}.jpg', d / 'FNs' / f'{stem}.jpg') if p.is_file()), None)
-        n = g.kind.value_counts()
-        if img: gallery.append((str(img), f'{Path(f).name}: ' + ', '.join(f'{n[k]} {k}' for k in ERROR_KINDS if k in n)))
-    return counts, gallery
+    for file, rows in sorted(errors.groupby('file'), key=lambda group: -len(group[1])):
+        stem = output_stem(file)
+        drawn = (folder / 'FPs' / f'{stem}.jpg', folder / 'FNs' / f'{stem}.jpg')
+        img = next((path for path in drawn if path.is_file()), None)
+        kinds = rows.kind.value_counts()
+        caption = f'{Path(file).name}: ' + ', '.join(f'{kinds[kind]} {kind}' for kind in ERROR_KINDS if kind in kinds)
+        if img: gallery.append((str(img), caption))
+    return gallery
+
+# %% ../nbs/13_demo.ipynb #80a5c762
+def error_review(exp:Path)->tuple:
+    "(counts per class and kind, [(drawn image, caption)] worst first) of `exp`/check_errors; (None, []) before it ran."
+    folder = Path(exp) / 'check_errors'
+    if not (folder / 'errors.csv').is_file(): return None, []
+    errors = pd.read_csv(folder / 'errors.csv')
+    return _error_counts(errors), _error_gallery(folder, errors)
 
 # %% ../nbs/13_demo.ipynb #47619f8c
+def _model_pickers(gr, models:DemoModels)->tuple:
+    "The model dropdown and the threshold slider of a tab."
+    backend = gr.Dropdown(models.names, value=models.default, label='model', info=f'files of {models.exp.name}')
+    conf = gr.Slider(0.01, 0.99, value=round(models.threshold, 2), step=0.01, label='confidence threshold',
+                     info='starts at the saved best-F1 threshold')
+    return backend, conf
+
+# %% ../nbs/13_demo.ipynb #e96a8e03
+def _image_tab(gr, models:DemoModels, names:dict, examples:Sequence):
+    "The Image tab: an image, the model, threshold and classes in; drawn detections, their table and a summary out."
+    def on_image(img, backend, conf, classes):
+        if img is None: raise gr.Error('Upload an image first.')
+        pred = models[backend]
+        return detect_image(pred, img, conf, [label for label, name in pred.label_to_name.items() if name in classes])
+    with gr.Tab('Image'):
+        with gr.Row():
+            with gr.Column():
+                img = gr.Image(type='numpy', image_mode='RGB', label='image', sources=['upload', 'clipboard', 'webcam'])
+                backend, conf = _model_pickers(gr, models)
+                classes = gr.CheckboxGroup(list(names.values()), value=list(names.values()), label='classes')
+                detect_button = gr.Button('Detect', variant='primary')
+            with gr.Column():
+                drawn = gr.Image(type='numpy', label='detections', format='png', interactive=False)
+                summary = gr.Markdown()
+                table = gr.Dataframe(label='boxes (pixels of the original image)', interactive=False)
+        if examples: gr.Examples([[str(path)] for path in examples], inputs=[img])
+        detect_button.click(on_image, [img, backend, conf, classes], [drawn, table, summary], api_name='detect')
+
+# %% ../nbs/13_demo.ipynb #bf05d449
+def _video_tab(gr, models:DemoModels, cfg:Config, work_dir:str):
+    "The Video tab: a video, the model and threshold in; the drawn video, its table and a summary out."
+    def on_video(video, backend, conf, progress=gr.Progress(track_tqdm=True)):
+        if not video: raise gr.Error('Upload a video first.')
+        return detect_video(models[backend], video, cfg, conf, out_dir=tempfile.mkdtemp(dir=work_dir))
+    with gr.Tab('Video'):
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label='video', sources=['upload'])
+                backend, conf = _model_pickers(gr, models)
+                detect_button = gr.Button('Detect', variant='primary')
+            with gr.Column():
+                drawn = gr.Video(label='detections', interactive=False)
+                summary = gr.Markdown()
+                table = gr.Dataframe(label='boxes per frame', interactive=False)
+        detect_button.click(on_video, [video, backend, conf], [drawn, table, summary], api_name='detect_video')
+
+# %% ../nbs/13_demo.ipynb #67937608
 def _csv_table(gr, path:Path, title:str, cols:Optional[Sequence[str]]=None):
     "A CSV of the experiment as a titled table on the page, or a line saying it is not written yet."
     if not path.is_file(): return gr.Markdown(f'### {title}\n*{path.name} is not written yet.*')
-    df = pd.read_csv(path)
+    table = pd.read_csv(path)
     gr.Markdown(f'### {title}')
-    return gr.Dataframe(df[[c for c in (cols or df.columns) if c in df.columns]].round(4), interactive=False, show_label=False)
+    shown = [col for col in (cols or table.columns) if col in table.columns]
+    return gr.Dataframe(table[shown].round(4), interactive=False, show_label=False)
 
+# %% ../nbs/13_demo.ipynb #bc26d2db
+def _model_tab(gr, exp:Path):
+    "The Model tab: the test metrics of training, and the table and plot of `dfine bench` when it has run."
+    with gr.Tab('Model'):
+        _csv_table(gr, exp / 'final_metrics.csv', 'best.pt after training (`final_metrics.csv`)')
+        _csv_table(gr, exp / 'bench.csv', 'Every backend on one split (`dfine bench`)',
+                   ['backend', 'file', 'split', 'mAP_50', 'mAP_50_95', 'f1', 'latency_ms', 'latency_p90_ms', 'speedup'])
+        plot = exp / 'plots' / 'bench.png'
+        if plot.is_file(): gr.Image(str(plot), show_label=False, interactive=False)
+
+# %% ../nbs/13_demo.ipynb #f8360b13
+def _errors_tab(gr, exp:Path):
+    "The Errors tab: `error_review` of the experiment, or a line saying `dfine check_errors` has not run."
+    with gr.Tab('Errors'):
+        counts, gallery = error_review(exp)
+        if counts is None:
+            gr.Markdown('*`dfine check_errors` has not run for this experiment: '
+                        'its false positives and misses show here.*')
+            return
+        gr.Markdown('### Mistakes on the labelled split at the saved threshold (`dfine check_errors`)\n'
+                    'fp: a detection matching no object; wrong_class: on an object of another class; '
+                    'fn: an object nothing detected.')
+        gr.Dataframe(counts, interactive=False, show_label=False)
+        gr.Gallery(gallery, label='ground truth and predictions, most mistakes first', columns=4, height='auto')
+
+# %% ../nbs/13_demo.ipynb #ae95243c
 def make_app(models:DemoModels, cfg:Config, # the `infer` settings for videos
              examples:Sequence=(), # image files offered as examples
              title:str='D-FINE')->'gradio.Blocks':
     "The Gradio Blocks of the demo: image, video, model and errors tabs."
     gr = _gradio()
     names = models[models.default].label_to_name            # also loads the default model before the page opens
-    def on_image(img, backend, conf, classes):
-        if img is None: raise gr.Error('Upload an image first.')
-        pred = models[backend]
-        return detect_image(pred, img, conf, [k for k, v in pred.label_to_name.items() if v in classes])
-    work = tempfile.TemporaryDirectory(prefix='dfine_app_')  # the videos' outputs; removed with the app (gradio serves copies from its cache)
-    def on_video(video, backend, conf, progress=gr.Progress(track_tqdm=True)):
-        if not video: raise gr.Error('Upload a video first.')
-        return detect_video(models[backend], video, cfg, conf, out_dir=tempfile.mkdtemp(dir=work.name))
-    pick = lambda: gr.Dropdown(models.names, value=models.default, label='model', info=f'files of {models.exp.name}')
-    thr = lambda: gr.Slider(0.01, 0.99, value=round(models.threshold, 2), step=0.01, label='confidence threshold', info='starts at the saved best-F1 threshold')
-    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:   # gradio's copies of uploads and results: kept an hour
+    # the videos' outputs; removed with the app (gradio serves copies from its cache)
+    work = tempfile.TemporaryDirectory(prefix='dfine_app_')
+    # gradio's copies of uploads and results: kept an hour
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         app.dfine_workdir = work
         gr.Markdown(f'# {title}\n`{models.exp}` · classes: {", ".join(names.values())}')
-        with gr.Tab('Image'):
-            with gr.Row():
-                with gr.Column():
-                    img = gr.Image(type='numpy', image_mode='RGB', label='image', sources=['upload', 'clipboard', 'webcam'])
-                    backend, conf = pick(), thr()
-                    classes = gr.CheckboxGroup(list(names.values()), value=list(names.values()), label='classes')
-                    go = gr.Button('Detect', variant='primary')
-                with gr.Column():
-                    drawn = gr.Image(type='numpy', label='detections', format='png', interactive=False)
-                    summary = gr.Markdown()
-                    table = gr.Dataframe(label='boxes (pixels of the original image)', interactive=False)
-            if examples: gr.Examples([[str(p)] for p in examples], inputs=[img])
-            go.click(on_image, [img, backend, conf, classes], [drawn, table, summary], api_name='detect')
-        with gr.Tab('Video'):
-            with gr.Row():
-                with gr.Column():
-                    video = gr.Video(label='video', sources=['upload'])
-                    vbackend, vconf = pick(), thr()
-                    vgo = gr.Button('Detect', variant='primary')
-                with gr.Column():
-                    vdrawn = gr.Video(label='detections', interactive=False)
-                    vsummary = gr.Markdown()
-                    vtable = gr.Dataframe(label='boxes per frame', interactive=False)
-            vgo.click(on_video, [video, vbackend, vconf], [vdrawn, vtable, vsummary], api_name='detect_video')
-        with gr.Tab('Model'):
-            _csv_table(gr, models.exp / 'final_metrics.csv', 'best.pt after training (`final_metrics.csv`)')
-            _csv_table(gr, models.exp / 'bench.csv', 'Every backend on one split (`dfine bench`)',
-                       ['backend', 'file', 'split', 'mAP_50', 'mAP_50_95', 'f1', 'latency_ms', 'latency_p90_ms', 'speedup'])
-            if (models.exp / 'plots' / 'bench.png').is_file(): gr.Image(str(models.exp / 'plots' / 'bench.png'), show_label=False, interactive=False)
-        with gr.Tab('Errors'):
-            counts, gallery = error_review(models.exp)
-            if counts is None: gr.Markdown('*`dfine check_errors` has not run for this experiment: its false positives and misses show here.*')
-            else:
-                gr.Markdown('### Mistakes on the labelled split at the saved threshold (`dfine check_errors`)\n'
-                            'fp: a detection matching no object; wrong_class: on an object of another class; fn: an object nothing detected.')
-                gr.Dataframe(counts, interactive=False, show_label=False)
-                gr.Gallery(gallery, label='ground truth and predictions, most mistakes first', columns=4, height='auto')
+        _image_tab(gr, models, names, examples)
+        _video_tab(gr, models, cfg, work.name)
+        _model_tab(gr, models.exp)
+        _errors_tab(gr, models.exp)
     return app
 
 # %% ../nbs/13_demo.ipynb #1042db25
@@ -175,16 +237,18 @@ def demo_examples(cfg:Config, n:int)->list:
     "Up to `n` image files of the dataset's test split (val when there is none) for the page's examples."
     data = resolve_path(cfg, cfg.train.data_path)
     names = read_split(data, 'test') or read_split(data, 'val')
-    return [p for p in (data / 'images' / f for f in names[:n]) if p.is_file()]
+    return [path for path in (data / 'images' / name for name in names[:n]) if path.is_file()]
 
+# %% ../nbs/13_demo.ipynb #bd9b1a12
 def launch_app(cfg:Config, block:bool=True): # False: return the running app (close it with `.close()`)
     "Serve the demo of the config's latest experiment (`dfine app`)."
     exp = latest_exp_dir(cfg)
     models = DemoModels(exp, cfg.app.backends or None, cfg.train.conf_thresh)
     examples = demo_examples(cfg, cfg.app.examples) if cfg.app.examples else []
     app = make_app(models, cfg, examples, title=f'D-FINE-{cfg.model_name.upper()} · {exp.name}')
-    app.queue(default_concurrency_limit=1)                  # one request at a time: each backend already uses every core
-    logger.info(f'app: {models}; serving on http://{cfg.app.host}:{cfg.app.port}' + (' and a public link' if cfg.app.share else ''))
-    app.launch(server_name=cfg.app.host, server_port=cfg.app.port, share=cfg.app.share, prevent_thread_lock=not block, quiet=not block,
-               allowed_paths=[str(p.parent) for p in examples[:1]] + [str(exp)], show_error=True)
+    app.queue(default_concurrency_limit=1)                  # one request at a time: each backend uses every core
+    public_link = ' and a public link' if cfg.app.share else ''
+    logger.info(f'app: {models}; serving on http://{cfg.app.host}:{cfg.app.port}{public_link}')
+    app.launch(server_name=cfg.app.host, server_port=cfg.app.port, share=cfg.app.share, prevent_thread_lock=not block,
+               quiet=not block, allowed_paths=[str(path.parent) for path in examples[:1]] + [str(exp)], show_error=True)
     return app
