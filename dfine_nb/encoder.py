@@ -209,7 +209,7 @@ def conv_norm_projection(ch_in:int, ch_out:int, kernel_size:int=1, stride:int=1,
 # %% ../nbs/03b_encoder.ipynb #e861fac5
 class HybridEncoder(nn.Module):
     "D-FINE hybrid encoder: list of L maps [B, C_i, H_i, W_i] -> list of L maps [B, hidden_dim, H_i, W_i]."
-    sliced_concats = False   # FPN/PAN blocks without Split/Concat (`RepNCSPELAN4.forward_parts`); set by 07's export
+    sliced_concats = False   # FPN/PAN blocks without Split/Concat (`RepNCSPELAN4.forward_parts`); set by 08's export
     def __init__(self, in_channels:list[int]=(512, 1024, 2048), # backbone channels per level, finest first
                  feat_strides:list[int]=(8, 16, 32),            # strides of those levels
                  hidden_dim:int=256, nhead:int=8, dim_feedforward:int=1024, dropout:float=0.0,
