@@ -34,8 +34,7 @@ from .images import (IMG_EXTS, HEIF_EXTS, EXIF_ORIENTATION, PAD_VALUE, GT_COLOR,
                              list_images, exif_orientation, to_rgb8, letterbox, class_name)
 from .labels import (SPLIT_FOLDERS, write_yolo_labels, write_detections, write_names, split_dir, make_splits,
                              has_objects, folder_splits, link_split_folders, yolo_to_coco, coco_to_yolo)
-from .sample import (SAMPLE_CLASSES, sample_image, folder_lock, make_sample_dataset,
-                             _draw_shape, _overlaps_too_much)   # chapter 06c's seed-like dataset draws with these
+from .sample import SAMPLE_CLASSES, sample_image, folder_lock, make_sample_dataset
 from .convert import preprocess, convert_dataset, image_pages as read_any_image
 _all_ = ['IMG_EXTS', 'HEIF_EXTS', 'EXIF_ORIENTATION', 'PAD_VALUE', 'GT_COLOR', 'PRED_COLOR', 'PALETTE', 'list_images',
          'exif_orientation', 'to_rgb8', 'read_image', 'image_size', 'letterbox', 'Letterbox', 'class_name',
