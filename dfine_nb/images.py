@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['IMG_EXTS', 'HEIF_EXTS', 'EXIF_ORIENTATION', 'PAD_VALUE', 'GT_COLOR', 'PRED_COLOR', 'PALETTE', 'list_images',
            'exif_orientation', 'to_rgb8', 'read_image', 'image_size', 'letterbox', 'Letterbox', 'class_name',
-           'draw_detections']
+           'draw_detections', 'show_images']
 
 # %% ../nbs/01a_images.ipynb #b36422bb
 import os
@@ -210,3 +210,24 @@ def draw_detections(img_rgb:np.ndarray, # HxWx3 uint8 RGB
         text += f' {score:.2f}' if show_scores else ''
         _put_label(img, text, box, box_color, font_scale, max(1, lw // 2), label_at)
     return img
+
+# %% ../nbs/01a_images.ipynb #168ef453
+def show_images(images:Sequence[np.ndarray], # HxWx3 uint8 RGB images, any sizes
+                titles:Optional[Sequence[str]]=None, # one per image
+                ncols:int=4, # images per row
+                width:float=10.0, # figure width in inches (72 dpi)
+                ):
+    "One grid figure of `images`, small enough for a committed notebook (it shows when the call ends a cell)."
+    import matplotlib.pyplot as plt
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    aspect = max(img.shape[0] / img.shape[1] for img in images)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, width / ncols * aspect * nrows), dpi=72, squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
+    for ax, img, title in zip(axes.flat, images, titles or [None] * len(images)):
+        ax.imshow(img)
+        if title: ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)   # shown once, by the notebook's display of the returned figure
+    return fig
