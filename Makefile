@@ -8,13 +8,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # OpenMP's wait policy is left alone: `dfine train` sets PASSIVE for itself, inference runs faster with the default (12_pipeline).
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: install demo test train export bench app clean-env help
+.PHONY: install demo test train export bench app nbs docs clean-env help
 
 help:
 	@echo "make demo   - create the environment if missing, then run the pipeline on the embedded sample dataset (CPU)"
 	@echo "make test   - create the environment if missing, then run the whole test suite"
 	@echo "make train|export|bench [ARGS='key=value ...']  - one pipeline step with the config in config.yaml"
 	@echo "make app    - serve the web demo of the latest experiment on http://127.0.0.1:7860 (after make demo)"
+	@echo "make nbs    - execute the chapters headless and store their outputs [NB='nbs/00a_boxes.ipynb ...' for some]"
+	@echo "make docs   - render the chapters (as stored: make nbs first) to a static HTML site in _site/"
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +44,14 @@ bench: install
 
 app: install
 	$(BIN)/dfine app $(ARGS)
+
+# the chapters' stored outputs: 2 notebooks at a time in the .venv kernel, scrubbed so that a second run changes nothing
+nbs: install
+	$(PY) .ci/nbs.py $(NB)
+
+# a static site from the stored notebooks and README.md, without quarto (the nbdev route: nbdev_docs where quarto exists)
+docs: install
+	$(PY) .ci/docs.py
 
 clean-env:
 	rm -rf $(VENV)

@@ -18,6 +18,10 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   if [[ -z "$was_dirty" ]] && dirty; then git status --short; git diff | head -40; fail "notebooks and package are not in sync: run nbdev_export and commit"; fi
 fi
 
+# every chapter carries the outputs of `make nbs` (a chapter without them fails), all of them under 10 MB; required once
+# nbs/.outputs_required exists (NBS_OUTPUTS_REQUIRED=1/0 forces it on/off)
+python .ci/nbs.py --check || fail "notebook outputs check failed"
+
 mapfile -t nbs < <(find nbs -name '[0-9]*.ipynb' -not -path '*/_*' -not -path '*/.*' | sort)
 n=${#nbs[@]}
 [[ $n -gt 0 ]] || fail "no notebooks found" 0
