@@ -154,7 +154,8 @@ def _save_bench(df:pd.DataFrame, sweep:list, exp:Path)->pd.DataFrame:
     ref = df.iloc[0]
     df['mAP_50_95_drop'], df['speedup'] = ref.mAP_50_95 - df.mAP_50_95, ref.latency_ms / df.latency_ms
     df.to_csv(exp / 'bench.csv', index=False)
-    plot_bench(df, exp / 'plots' / 'bench.png')
+    import matplotlib.pyplot as plt
+    plt.close(plot_bench(df, exp / 'plots' / 'bench.png'))          # written; a step leaves no figure open
     if sweep: pd.DataFrame(sweep).to_csv(exp / 'bench_batches.csv', index=False)
     return df
 
