@@ -24,18 +24,16 @@ def _plot_series(ax, df:pd.DataFrame, keys, **settings):
 # %% ../nbs/06_tracking.ipynb #13c897e9
 def plot_curves(history:list[dict], path, metrics=('mAP_50', 'mAP_50_95', 'f1')) -> Path:
     "Loss and validation metrics per epoch, one figure."
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: the caller's backend (a notebook's inline one) stays as it is
     df = pd.DataFrame(history)
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_val = fig.subplots(1, 2)
     _plot_series(ax_loss, df, ('loss', 'loss_vfl', 'loss_mal', 'loss_focal', 'loss_bbox', 'loss_giou'),
                  ylabel='train loss', yscale='log', title='training loss')
     _plot_series(ax_val, df, metrics, ylim=(0, 1), title='validation')
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)
 
 # %% ../nbs/06_tracking.ipynb #79a80778
