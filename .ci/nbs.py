@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / '.venv' / 'bin'
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
-LOG_TIME = re.compile(r'^\d\d:\d\d:\d\d(?= (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) )', re.MULTILINE)
+LOG_TIME = re.compile(r"(^|')\d\d:\d\d:\d\d(?= (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) )", re.MULTILINE)
+LOCAL_PORT = re.compile(r'(127\.0\.0\.1:|localhost:|running on port: )\d+')   # a free port picked at run time
+ELAPSED = re.compile(r'Elapsed Time: \d\d:\d\d:\d\d')                           # NNCF's progress lines
 
 
 def tst_flags():
@@ -95,7 +97,9 @@ def scrub_text(text, pairs, html=False):
         # a temporary folder's random name -> <tmp>; what follows it (file names) stays
         text = re.sub(re.escape(tmp) + r'/[^/\s\'"<>&:,;)\]}]+', f'{lt}tmp{gt}', text)
     # the project's log lines start with the clock time (core's `%H:%M:%S LEVEL message`)
-    text = LOG_TIME.sub('hh:mm:ss', text)
+    text = LOG_TIME.sub(r'\1hh:mm:ss', text)
+    text = LOCAL_PORT.sub(r'\1<port>', text)
+    text = ELAPSED.sub('Elapsed Time: hh:mm:ss', text)
     home = str(Path.home())
     if home not in ('/', ''):
         text = re.sub(re.escape(home) + r'(?=[/\s\'"]|$)', '~', text)
@@ -116,6 +120,10 @@ def scrub_outputs(outputs, pairs):
             if out.get('name') == 'stderr':
                 continue
             out['text'] = scrub_value(out['text'], pairs)
+            previous = kept[-1] if kept else {}
+            if previous.get('output_type') == 'stream' and previous.get('name') == out.get('name'):
+                previous['text'] = ''.join(previous['text']) + ''.join(out['text'])   # how a stream was chunked varies
+                continue
         if 'execution_count' in out:
             out['execution_count'] = None
         data = out.get('data', {})
