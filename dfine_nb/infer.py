@@ -46,7 +46,8 @@ def detections_table(dets:Detections, names:dict, # class id -> name
                    score=dets.scores)
     columns.update({col: dets.boxes[:, i] for i, col in enumerate(('x1', 'y1', 'x2', 'y2'))})
     table = pd.DataFrame(columns)
-    return table.round(DISPLAY_DECIMALS) if rounded else table
+    # float64 first: a float32 rounded to 4 decimals still prints as 0.9805999994277954
+    return table.astype({k: 'float64' for k in DISPLAY_DECIMALS}).round(DISPLAY_DECIMALS) if rounded else table
 
 # %% ../nbs/11_infer.ipynb #33a77d8c
 def _save_crops(img:np.ndarray, rows:list, out:Path, stem:str, paddings:dict):
