@@ -31,7 +31,8 @@ from .decoder import MSDeformableAttention
 # %% ../nbs/08_export.ipynb #c848bc01
 from .backends import (META_KEY, OV_PRECISIONS, RUNTIMES, checkpoint_meta, load_checkpoint, rect_size,
                                preprocess, FusedDetector, export_meta, parse_meta, Runtime, TorchRuntime, OnnxRuntime,
-                               OpenVINORuntime, import_tensorrt, tensorrt_available, TensorRTRuntime, open_runtime)
+                               OpenVINORuntime, import_tensorrt, tensorrt_available, TensorRTRuntime, open_runtime,
+                               GRAPH_INPUTS, GRAPH_OUTPUTS)
 _all_ = ['META_KEY', 'OV_PRECISIONS', 'RUNTIMES', 'checkpoint_meta', 'load_checkpoint', 'rect_size', 'preprocess',
          'FusedDetector', 'export_meta', 'parse_meta', 'Runtime', 'TorchRuntime', 'OnnxRuntime', 'OpenVINORuntime',
          'import_tensorrt', 'tensorrt_available', 'TensorRTRuntime', 'open_runtime']
@@ -184,7 +185,7 @@ def _graph_forms(fused:nn.Module):
 def _trace_onnx(fused:FusedDetector, path:Path, img_size, max_batch_size:int, opset:int)->int:
     "Trace `fused` in its graph forms to `path`; returns how many tracer warnings it gave."
     H, W = img_size
-    dyn = {k: {0: 'N'} for k in ('images', 'orig_sizes', 'labels', 'boxes', 'scores')} if max_batch_size > 1 else {}
+    dyn = {k: {0: 'N'} for k in GRAPH_INPUTS + GRAPH_OUTPUTS} if max_batch_size > 1 else {}
     if fused.dynamic_input: dyn.setdefault('images', {}).update({2: 'H', 3: 'W'})
     n = min(2, max_batch_size)
     args = (torch.rand(n, 3, H, W), torch.tensor([[W, H], [W * 2, H]])[:n])
@@ -192,7 +193,7 @@ def _trace_onnx(fused:FusedDetector, path:Path, img_size, max_batch_size:int, op
           _graph_forms(fused)):
         warnings.simplefilter('always')
         torch.onnx.export(fused, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
-                          input_names=['images', 'orig_sizes'], output_names=['labels', 'boxes', 'scores'],
+                          input_names=list(GRAPH_INPUTS), output_names=list(GRAPH_OUTPUTS),
                           dynamic_axes=dyn or None)
     return len(caught)
 
@@ -270,7 +271,7 @@ def _trt_profile(builder, config, img_size, max_batch_size:int, dynamic_input:bo
     lo = (max(32, H // 2 // 32 * 32), max(32, W // 2 // 32 * 32)) if dynamic_input else (H, W)
     profile = builder.create_optimization_profile()
     profile.set_shape('images', (1, 3, *lo), (max_batch_size, 3, H, W), (max_batch_size, 3, H, W))
-    profile.set_shape('orig_sizes', (1, 2), (max_batch_size, 2), (max_batch_size, 2))
+    profile.set_shape(GRAPH_INPUTS[1], (1, 2), (max_batch_size, 2), (max_batch_size, 2))
     config.add_optimization_profile(profile)
 
 # %% ../nbs/08_export.ipynb #d056d1a4

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import openvino as ov
 from .core import Config, logger, latest_exp_dir
-from .backends import META_KEY, parse_meta, preprocess, OpenVINORuntime, Predictor
+from .backends import (META_KEY, GRAPH_INPUTS, parse_meta, preprocess, ov_sizes_input_name, OpenVINORuntime,
+                               Predictor)
 from .metrics import load_best_threshold
 from .data import split_images
 from .bench import bench_accuracy
@@ -38,14 +39,15 @@ def float_nodes(model:ov.Model, patterns:Sequence[str]=HEAD_PATTERNS)->list:
     return [op.get_friendly_name() for op in model.get_ops() if any(r.fullmatch(op.get_friendly_name()) for r in rx)]
 
 # %% ../nbs/10_int8.ipynb #05a21654
-def _calibration(cfg:Config, meta:dict, n:int)->tuple:
+def _calibration(cfg:Config, meta:dict, n:int,
+                 sizes_name:str=GRAPH_INPUTS[1])->tuple: # the IR's sizes input (`backends.ov_sizes_input_name`)
     "(nncf.Dataset of up to `n` training images letterboxed as the Predictor does, their count)"
     import nncf
     images, _, _ = split_images(cfg, 'train', n)
     H, W = meta['img_size']
     def feed(img):
         batch, sizes = preprocess([img], W, H, bool(meta.get('keep_ratio', True)))
-        return {'images': batch, 'orig_sizes': sizes}
+        return {GRAPH_INPUTS[0]: batch, sizes_name: sizes}
     return nncf.Dataset(images, feed), len(images)
 
 # %% ../nbs/10_int8.ipynb #ddf29580
@@ -113,7 +115,7 @@ def quantize(cfg:Config, # export.ov_int8_max_drop, export.ov_int8_subset_size; 
     thr = load_best_threshold(exp, default=cfg.train.conf_thresh)
     score, n_val = _val_scorer(cfg, thr)
     ignored = float_nodes(model) if keep_heads_float else []
-    (calib, n_used), start = _calibration(cfg, meta, n_calib), time.time()
+    (calib, n_used), start = _calibration(cfg, meta, n_calib, ov_sizes_input_name(model)), time.time()
     quantized = _nncf_quantize(model, calib, n_calib, ignored, score, n_val, meta, max_drop, accuracy_control)
     seconds = time.time() - start
     compile_f32 = lambda ir: ov.Core().compile_model(ir, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
