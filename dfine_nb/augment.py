@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .core import Augs, MosaicAugs, Config, load_config, logger, resolve_path
 from .boxes import boxes_to_net
-from .data import (PAD_VALUE, YoloDataset, collate, draw_sample, ensure_sample_dataset, letterbox, make_loader,
+from .data import (PAD_VALUE, YoloDataset, collate, draw_sample, ensure_sample_dataset, letterbox, Letterbox,
+                           make_loader,
                            read_split)
 
 # %% ../nbs/02_augment.ipynb #49e93412
@@ -195,9 +196,7 @@ def __call__(self:TrainTransform, img, labels, boxes, ds=None, idx=0, rng=None):
         return random_affine(canvas, labels, boxes, self.W, self.H, rng, mosaic.degrees, mosaic.translate,
                              tuple(mosaic.mosaic_scale), mosaic.shear)
     img, labels, boxes = apply_augs(self.augs, img, labels, boxes, seed=int(rng.integers(2**31)))
-    h, w = img.shape[:2]
-    net_boxes = boxes_to_net(boxes, w, h, self.W, self.H, self.keep_ratio)
-    return letterbox(img, self.W, self.H, self.keep_ratio), labels, net_boxes
+    return Letterbox(self.W, self.H, self.keep_ratio)(img, labels, boxes)   # as evaluation does
 
 # %% ../nbs/02_augment.ipynb #f607c64c
 def resize_batch(images:torch.Tensor, H:int, W:int) -> torch.Tensor:

@@ -257,12 +257,13 @@ class OpenVINORuntime(Runtime):
         if num_threads and dev == 'CPU': config['INFERENCE_NUM_THREADS'] = int(num_threads)
         self.compiled = core.compile_model(model, dev, config)
         self.request = self.compiled.create_infer_request()
+        self.sizes_name = ov_sizes_input_name(self.compiled)   # found once, not per request
 
 # %% ../nbs/07_backends.ipynb #c399ce0e
 @patch
 def run(self:OpenVINORuntime, images, orig_target_sizes):
     "One inference request, numpy in and out (copies: the request reuses its buffers)."
-    self.request.infer({GRAPH_INPUTS[0]: images, ov_sizes_input_name(self.compiled): orig_target_sizes})
+    self.request.infer({GRAPH_INPUTS[0]: images, self.sizes_name: orig_target_sizes})
     return [self.request.get_tensor(name).data.copy() for name in GRAPH_OUTPUTS]
 
 # %% ../nbs/07_backends.ipynb #f6d33988

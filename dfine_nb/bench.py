@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import Config, logger, latest_exp_dir, resolve_path, num_classes, tune_malloc
+from .core import Config, logger, latest_exp_dir, tune_malloc
 from .boxes import Detections
-from .data import YoloDataset, read_split, split_images
+from .data import split_images
 from .metrics import evaluate, scalar_metrics, load_best_threshold
 from .backends import load_predictor, Predictor, tensorrt_available
 

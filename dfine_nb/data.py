@@ -114,7 +114,7 @@ def load(self:YoloDataset, i:int):
     img = self._cache[i] if self._cache is not None else read_image(self.image_path(i))
     h, w = img.shape[:2]
     labels = np.zeros_like(self.labels[i]) if self.use_one_class else self.labels[i].copy()
-    return img, labels, (self.boxes[i] * np.array([w, h, w, h], np.float32))
+    return img, labels, boxes_to_pixels(self.boxes[i], w, h)
 
 # %% ../nbs/01f_data.ipynb #6249e29e
 @patch

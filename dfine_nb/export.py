@@ -186,7 +186,7 @@ def _trace_onnx(fused:FusedDetector, path:Path, img_size, max_batch_size:int, op
     "Trace `fused` in its graph forms to `path`; returns how many tracer warnings it gave."
     H, W = img_size
     dyn = {k: {0: 'N'} for k in GRAPH_INPUTS + GRAPH_OUTPUTS} if max_batch_size > 1 else {}
-    if fused.dynamic_input: dyn.setdefault('images', {}).update({2: 'H', 3: 'W'})
+    if fused.dynamic_input: dyn.setdefault(GRAPH_INPUTS[0], {}).update({2: 'H', 3: 'W'})
     n = min(2, max_batch_size)
     args = (torch.rand(n, 3, H, W), torch.tensor([[W, H], [W * 2, H]])[:n])
     with (warnings.catch_warnings(record=True) as caught, torch.inference_mode(False), torch.no_grad(),
@@ -270,7 +270,7 @@ def _trt_profile(builder, config, img_size, max_batch_size:int, dynamic_input:bo
     H, W = img_size
     lo = (max(32, H // 2 // 32 * 32), max(32, W // 2 // 32 * 32)) if dynamic_input else (H, W)
     profile = builder.create_optimization_profile()
-    profile.set_shape('images', (1, 3, *lo), (max_batch_size, 3, H, W), (max_batch_size, 3, H, W))
+    profile.set_shape(GRAPH_INPUTS[0], (1, 3, *lo), (max_batch_size, 3, H, W), (max_batch_size, 3, H, W))
     profile.set_shape(GRAPH_INPUTS[1], (1, 2), (max_batch_size, 2), (max_batch_size, 2))
     config.add_optimization_profile(profile)
 

@@ -26,6 +26,7 @@ class CompiledRuntime(OpenVINORuntime):
     def __init__(self, compiled:ov.CompiledModel, meta:dict, path='<compiled>', precision:str='int8'):
         self.compiled, self.meta, self.path, self.precision, self.device = compiled, meta, Path(path), precision, 'CPU'
         self.request = compiled.create_infer_request()            # `run` is OpenVINORuntime's
+        self.sizes_name = ov_sizes_input_name(compiled)
 
 # %% ../nbs/10_int8.ipynb #efa7283f
 HEAD_PATTERNS = [r'.*/post/.*',                                                      # the fused postprocess
