@@ -16,7 +16,8 @@ from fastcore.basics import patch
 from .core import Config, logger, latest_exp_dir, resolve_path
 from .boxes import Detections
 from .data import read_split
-from .metrics import draw_detections, load_best_threshold
+from .images import draw_detections
+from .metrics import load_best_threshold
 from .backends import Predictor, load_predictor
 from .bench import bench_files
 from .infer import infer_video, detections_table, output_stem, DISPLAY_DECIMALS

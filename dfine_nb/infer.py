@@ -20,7 +20,8 @@ from .core import Config, ConfigError, logger, latest_exp_dir, resolve_path
 from .boxes import Detections
 from .data import IMG_EXTS, list_images, read_image, write_detections, split_images
 from scipy.optimize import linear_sum_assignment
-from .metrics import draw_detections, draw_eval_image, match_detections, pairwise_iou
+from .images import draw_detections
+from .metrics import draw_eval_image, match_detections, pairwise_iou
 from .bench import bench_files
 from .backends import load_predictor, Predictor
 

@@ -266,15 +266,15 @@ def loss_local(self:DFINECriterion, outputs, targets, indices, num_boxes, fgl_ta
     iou = paired_iou(outputs['pred_boxes'][b, q], tgt).detach()
     corners = outputs['pred_corners'][b, q].reshape(-1, self.reg_max + 1)
     losses = {'loss_fgl': unimodal_dfl(corners, *fgl_targets, iou.repeat_interleave(4), num_boxes)}
-    if 'teacher_corners' in outputs: losses['loss_ddf'] = self._ddf_term(outputs, indices, iou, ddf_norm)
+    if 'teacher_corners' in outputs: losses['loss_ddf'] = self._ddf_term(outputs, indices, (b, q), iou, ddf_norm)
     return losses
 
 # %% ../nbs/04_loss.ipynb #35bf2aa3
 @patch
-def _ddf_term(self:DFINECriterion, outputs, indices, iou, ddf_norm=None):
-    "DDF of every query: matched ones weighted by their IoU [K], the others by the teacher's confidence."
+def _ddf_term(self:DFINECriterion, outputs, indices, matched, iou, ddf_norm=None):
+    "DDF of every query: `matched` (batch, query) pairs weighted by their IoU [K], others by the teacher's confidence."
     R1, (B, Q) = self.reg_max + 1, outputs['pred_boxes'].shape[:2]
-    b, q = _src_idx(indices, outputs['pred_boxes'].device)
+    b, q = matched
     weight = outputs['teacher_logits'].detach().sigmoid().amax(-1)
     weight[b, q] = iou.to(weight.dtype)
     pos = torch.zeros_like(weight, dtype=torch.bool)

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from faster_coco_eval import COCO, COCOeval_faster
 from .boxes import Detections
-from .data import draw_detections, class_name, GT_COLOR, PRED_COLOR   # the one drawer (01a)
+from .images import draw_detections, class_name, GT_COLOR, PRED_COLOR   # the one drawer (01a)
 
 # %% ../nbs/05_metrics.ipynb #34ea1e5f
 def _iou(a, b):
