@@ -418,11 +418,12 @@ def __call__(self:Predictor, images, conf=None):
 
 # %% ../nbs/07_backends.ipynb #fba39d33
 def load_predictor(path, # .pt/.pth (torch), .onnx (ONNX Runtime), .xml (OpenVINO), .engine (TensorRT)
-                   conf_thresh=None, # None: the saved best threshold of the experiment folder, else 0.5
+                   conf_thresh=None, # None: the threshold saved in the file, else the folder's best_threshold.json, else 0.5
                    batch_size:int=8, # images per call when the graph takes any batch size
                    rect:bool|None=None, # letterbox without grey bands; None = as exported (`export.dynamic_input`)
                    **kw)->Predictor: # runtime options: device, precision, num_threads, amp, ...
     "The `Predictor` of a model file."
     runtime = open_runtime(path, **kw)
-    if conf_thresh is None: conf_thresh = load_best_threshold(Path(path).parent, default=0.5)
+    saved = runtime.meta.get('conf_thresh')   # stored by `export`
+    if conf_thresh is None: conf_thresh = saved or load_best_threshold(Path(path).parent, default=0.5)
     return Predictor(runtime, conf_thresh, batch_size, rect)

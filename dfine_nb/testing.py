@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['TINY_MODEL', 'CHROMIUM', 'CHROMEDRIVER', 'CHROMIUM_FLAGS', 'fixture_paths', 'load_fixture', 'fixture_threads',
-           'random_checkpoint', 'tiny_overrides', 'gap_threshold', 'browser_ready', 'headless_chromium']
+           'random_checkpoint', 'tiny_overrides', 'gap_threshold', 'matched_diffs', 'assert_same_function',
+           'browser_ready', 'headless_chromium']
 
 # %% ../nbs/00b_testing.ipynb #2ea6f976
 import contextlib, importlib.util, os, shutil, tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from .core import Config, exp_dir, num_classes
 from .boxes import Detections
 
@@ -88,6 +90,32 @@ def gap_threshold(dets:Sequence[Detections], # detections of some images at conf
     ks = np.arange(max(1, n - window), min(len(scores) - 1, n + window) + 1)
     k = int(ks[np.argmax(scores[ks - 1] - scores[ks])])
     return float(scores[k - 1] + scores[k]) / 2, k
+
+# %% ../nbs/00b_testing.ipynb #b2783690
+def matched_diffs(logits_a, boxes_a, logits_b, boxes_b):
+    """Per query pair (Hungarian pairing per image): max |Δlogit| and max |Δbox| [B*Q];
+    and max |Δ| of the sorted top-100 scores (all, when fewer)."""
+    dl, db = [], []
+    for l1, b1, l2, b2 in zip(logits_a, boxes_a, logits_b, boxes_b):
+        i, j = linear_sum_assignment((torch.cdist(b1, b2, p=1) + torch.cdist(l1, l2, p=1)).numpy())
+        dl.append((l1[i] - l2[j]).abs().amax(-1))
+        db.append((b1[i] - b2[j]).abs().amax(-1))
+    def top100(logits): return logits.sigmoid().flatten(1).topk(min(100, logits[0].numel())).values
+    return torch.cat(dl), torch.cat(db), (top100(logits_a) - top100(logits_b)).abs().max().item()
+
+# %% ../nbs/00b_testing.ipynb #ad0bd4b8
+def assert_same_function(dl, db, ds, name, cell, tol=1e-4, swap_tol=1e-2, max_swaps=0.05):
+    """Every query pair within `tol`, or an anchor swap (logits within `swap_tol`, box off by whole anchor cells
+    of size `cell`); top-100 scores within `tol`."""
+    bad = (dl > tol) | (db > tol)
+    cells = db / cell
+    swap = bad & (dl <= swap_tol) & (cells.round() >= 1) & ((cells - cells.round()).abs() < 0.05)
+    other = bad & ~swap
+    assert (swap == bad).all(), (f'{name}: {other.sum()} query pairs differ and are no anchor swap '
+                                 f'(|dlogit| {dl[other].tolist()}, |dbox| {db[other].tolist()})')
+    swapped = swap.float().mean()
+    assert swapped <= max_swaps and ds < tol, f'{name}: {swapped:.1%} of the queries swapped; top-100 scores {ds:.1e}'
+    return swapped.item()
 
 # %% ../nbs/00b_testing.ipynb #e3c6c949
 CHROMIUM, CHROMEDRIVER = Path('/usr/bin/chromium'), Path('/usr/bin/chromedriver')
