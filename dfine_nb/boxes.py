@@ -8,6 +8,7 @@ __all__ = ['box_cxcywh_to_xyxy', 'box_xyxy_to_cxcywh', 'boxes_to_pixels', 'boxes
 
 # %% ../nbs/00a_boxes.ipynb #879e1cdb
 from dataclasses import dataclass
+from typing import Optional
 import numpy as np
 import torch
 from fastcore.basics import patch
@@ -90,22 +91,28 @@ def boxes_from_net(b, w, h, W, H, keep_ratio:bool=True, clip:bool=True):
 @dataclass
 class Detections:
     ("Detections of one image: `labels` int64 [N], `boxes` float32 [N,4] xyxy pixels of the original image, "
-     "`scores` float32 [N].")
+     "`scores` float32 [N], and for a segment model `masks` bool [N, H, W] at the original image size (else None).")
     labels: np.ndarray
     boxes: np.ndarray
     scores: np.ndarray
+    masks: Optional[np.ndarray] = None
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         self.scores = (np.ones(len(self.labels), np.float32) if self.scores is None
                        else np.asarray(self.scores, dtype=np.float32).reshape(-1))
+        if self.masks is not None: self.masks = np.asarray(self.masks, dtype=bool)
         if not (len(self.labels) == len(self.boxes) == len(self.scores)):
             raise ValueError(f'Detections: {len(self.labels)} labels, {len(self.boxes)} boxes, '
                              f'{len(self.scores)} scores')
+        if self.masks is not None and (self.masks.ndim != 3 or len(self.masks) != len(self.labels)):
+            raise ValueError(f'Detections: masks of shape {self.masks.shape} for {len(self.labels)} detections')
 
     def __len__(self): return len(self.labels)
-    def __getitem__(self, idx): return Detections(self.labels[idx], self.boxes[idx], self.scores[idx])
+    def __getitem__(self, idx):
+        masks = None if self.masks is None else self.masks[idx]
+        return Detections(self.labels[idx], self.boxes[idx], self.scores[idx], masks)
     def __repr__(self):
         more = "..." if len(self) > 8 else ""
         return f'Detections(n={len(self)}, labels={self.labels.tolist()[:8]}{more})'
@@ -119,8 +126,8 @@ def _to_numpy(tensor):
     return tensor.detach().float().cpu().numpy() if tensor.is_floating_point() else tensor.detach().cpu().numpy()
 
 @patch(cls_method=True)
-def from_torch(cls:Detections, labels, boxes, scores=None):
-    return cls(_to_numpy(labels), _to_numpy(boxes), _to_numpy(scores))
+def from_torch(cls:Detections, labels, boxes, scores=None, masks=None):
+    return cls(_to_numpy(labels), _to_numpy(boxes), _to_numpy(scores), _to_numpy(masks))
 
 # %% ../nbs/00a_boxes.ipynb #152faf83
 @patch
