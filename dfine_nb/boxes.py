@@ -131,8 +131,8 @@ def from_torch(cls:Detections, labels, boxes, scores=None, masks=None):
 
 # %% ../nbs/00a_boxes.ipynb #152faf83
 @patch
-def filter(self:Detections, conf) -> Detections:
-    ("Keep detections scoring at least `conf`: a float, or per class (a list indexed by label or a dict "
+def passes(self:Detections, conf) -> np.ndarray:
+    ("Which detections score at least `conf` (bool [N]): a float, or per class (a list indexed by label or a dict "
      "label -> thresh).")
     if isinstance(conf, (int, float)): thr = np.full(len(self), conf, np.float32)
     elif isinstance(conf, dict): thr = np.array([conf.get(int(label), np.inf) for label in self.labels], np.float32)
@@ -140,4 +140,9 @@ def filter(self:Detections, conf) -> Detections:
         conf = np.asarray(conf, np.float32)
         per_label = conf[np.clip(self.labels, 0, max(len(conf) - 1, 0))] if len(conf) else np.inf
         thr = np.where(self.labels < len(conf), per_label, np.inf)
-    return self[self.scores >= thr]
+    return self.scores >= thr
+
+@patch
+def filter(self:Detections, conf) -> Detections:
+    "The detections that pass `conf` (see `passes`)."
+    return self[self.passes(conf)]

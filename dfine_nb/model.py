@@ -14,6 +14,7 @@ from .boxes import box_cxcywh_to_xyxy, boxes_to_pixels, boxes_from_net, Detectio
 from .backbone import HGNetv2, backbone_kwargs
 from .encoder import HybridEncoder, encoder_kwargs
 from .decoder import DFINETransformer, DFINE
+from .mask_head import DFINESeg, with_masks
 from .weights import load_weights
 
 # %% ../nbs/03e_model.ipynb #aa047d6c
@@ -80,22 +81,29 @@ def model_kwargs(size:str, num_classes:int=80, **overrides)->dict:
     return kw
 
 # %% ../nbs/03e_model.ipynb #35921b44
-def dfine_from_kwargs(backbone:dict, encoder:dict, decoder:dict)->DFINE:
-    "A `DFINE` from the kwargs of the authors' three constructors (e.g. a fixture's `config`); kept in `model.kwargs`."
-    model = DFINE(HGNetv2(**backbone), HybridEncoder(**encoder), DFINETransformer(**decoder))
+def dfine_from_kwargs(backbone:dict, encoder:dict, decoder:dict,
+                      mask:dict|None=None)->DFINE: # a segment model's `DFINESeg` kwargs (mask_dim), else None
+    "A `DFINE` (a `DFINESeg` with `mask`) from the kwargs of the authors' three constructors; kept in `model.kwargs`."
+    parts = HGNetv2(**backbone), HybridEncoder(**encoder), DFINETransformer(**decoder)
+    model = DFINE(*parts) if mask is None else DFINESeg(*parts, **mask)
     model.kwargs = copy.deepcopy(dict(backbone=backbone, encoder=encoder, decoder=decoder))
+    if mask is not None: model.kwargs['mask'] = dict(mask)
     return model
 
 # %% ../nbs/03e_model.ipynb #1db853fa
 def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
                 num_classes:int=80, # classes of the score heads
+                task:str='detect',  # 'segment' adds the mask head (03c_mask_head)
+                mask_dim:int=64,    # channels of the mask features (segment)
                 **overrides)->DFINE: # see `model_kwargs`, e.g. hidden_dim=64, eval_spatial_size=[640, 640]
     "A randomly initialised D-FINE of a released size (weights: `load_weights`)."
-    return dfine_from_kwargs(**model_kwargs(size, num_classes, **overrides))
+    mask = dict(mask_dim=mask_dim) if task == 'segment' else None
+    return dfine_from_kwargs(**model_kwargs(size, num_classes, **overrides), mask=mask)
 
 # %% ../nbs/03e_model.ipynb #562b34cb
 class PostProcess(nn.Module):
-    "Model outputs -> (labels [B,K], boxes [B,K,4] xyxy pixels of each original image, scores [B,K])."
+    ("Model outputs -> (labels [B,K], boxes [B,K,4] xyxy pixels of each original image, scores [B,K]), and for a segment "
+     "model masks [B,K,h,w] (probabilities on the input's stride-4 grid).")
     def __init__(self, num_top_queries:int=300, # K detections per image
                  keep_ratio:bool=True,           # inputs were letterboxed (True) or plainly resized (False)
                  clip:bool=True):                # clip boxes to the original image
@@ -120,12 +128,19 @@ def forward(self:PostProcess, outputs:dict,   # {'pred_logits' [B,Q,C], 'pred_bo
     W, H = input_wh
     wh = orig_target_sizes.to(boxes.dtype)
     boxes = boxes_from_net(boxes_to_pixels(boxes, W, H), wh[:, 0:1], wh[:, 1:2], W, H, self.keep_ratio, self.clip)
-    return labels, boxes, scores
+    if 'pred_masks' not in outputs: return labels, boxes, scores
+    masks = outputs['pred_masks']
+    masks = masks.gather(1, query[..., None, None].expand(-1, -1, *masks.shape[-2:])).sigmoid()
+    return labels, boxes, scores, masks   # mask probabilities on the input's stride-4 grid: `paste_masks` places them
 
 # %% ../nbs/03e_model.ipynb #cf2689a2
 @patch
 def detections(self:PostProcess, outputs, orig_target_sizes, input_wh=None, conf=None)->list:
-    "One `Detections` per image (scores >= `conf` when given)."
-    labels, boxes, scores = self(outputs, orig_target_sizes, input_wh)
-    dets = [Detections.from_torch(l, b, s) for l, b, s in zip(labels, boxes, scores)]
-    return dets if conf is None else [d.filter(conf) for d in dets]
+    "One `Detections` per image (scores >= `conf` when given); a segment model's masks pasted on the original image."
+    out = []
+    for (labels, boxes, scores, *masks), wh in zip(zip(*self(outputs, orig_target_sizes, input_wh)), orig_target_sizes):
+        det = Detections.from_torch(labels, boxes, scores)
+        keep = det.passes(0. if conf is None else conf)
+        if not masks: out.append(det[keep])
+        else: out.append(with_masks(det[keep], masks[0][torch.from_numpy(keep)], wh.tolist(), input_wh, self.keep_ratio))
+    return out
