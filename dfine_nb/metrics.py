@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['SWEEP_THRESHOLDS', 'BEST_THRESHOLD_FILE', 'pairwise_iou', 'Stacked', 'candidate_pairs', 'greedy_match', 'prf',
-           'Matcher', 'match_detections', 'coco_map', 'threshold_sweep', 'best_threshold', 'per_class_table',
-           'evaluate', 'scalar_metrics', 'save_best_threshold', 'load_best_threshold', 'plot_pr_curve',
-           'plot_threshold_curves', 'plot_confusion_matrix', 'draw_eval_image', 'image_grid', 'save_eval_report',
+           'Matcher', 'match_detections', 'run_coco_eval', 'coco_map', 'threshold_sweep', 'best_threshold',
+           'per_class_table', 'evaluate', 'scalar_metrics', 'save_best_threshold', 'load_best_threshold',
+           'plot_pr_curve', 'plot_threshold_curves', 'plot_confusion_matrix', 'draw_eval_image', 'save_eval_report',
            'save_eval_preds']
 
 # %% ../nbs/05_metrics.ipynb #b1539542
-import json, math
+import json
 from fastcore.basics import patch
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from faster_coco_eval import COCO, COCOeval_faster
 from .boxes import Detections
-from .images import draw_detections, class_name, GT_COLOR, PRED_COLOR   # the one drawer (01a)
+from .images import draw_detections, class_name, GT_COLOR, PRED_COLOR, image_grid   # the one drawer (01a)
 
 # %% ../nbs/05_metrics.ipynb #34ea1e5f
 def _iou(a, b):
@@ -59,6 +59,7 @@ def candidate_pairs(P:Stacked, # predictions
                     iou_thresh:float=0.5, # smallest IoU of a match, in (0, 1]
                     keep:np.ndarray|None=None, # bool [len(P)]: predictions to consider (default all)
                     max_pairs:int=2_000_000, # pairs formed per chunk (memory bound)
+                    iou_fn:Callable|None=None, # IoU of index pairs: (pred [E], gt [E]) -> [E]; default box IoU
                    )->tuple[np.ndarray, np.ndarray, np.ndarray]: # pred index [E], gt index [E], IoU [E]
     "Every (prediction, ground truth) pair of the same image with IoU >= `iou_thresh`."
     if not 0 < iou_thresh <= 1: raise ValueError(f'iou_thresh must be in (0, 1], got {iou_thresh}')
@@ -73,7 +74,7 @@ def candidate_pairs(P:Stacked, # predictions
         block_start = end[chunk] - n_gt[chunk] - (end[chunk[0]] - n_gt[chunk[0]])   # each one's first pair in the chunk
         pair_pred = np.repeat(pred_idx[chunk], n_gt[chunk])
         pair_gt = G.starts[P.img[pair_pred]] + np.arange(len(pair_pred)) - np.repeat(block_start, n_gt[chunk])
-        iou = _iou(P.boxes[pair_pred], G.boxes[pair_gt])
+        iou = _iou(P.boxes[pair_pred], G.boxes[pair_gt]) if iou_fn is None else iou_fn(pair_pred, pair_gt)
         above = iou >= iou_thresh
         found.append((pair_pred[above], pair_gt[above], iou[above]))
     return tuple(np.concatenate(parts) for parts in zip(*found))
@@ -151,7 +152,8 @@ class Matcher:
     "Candidate pairs of `preds` x `gts` computed once; `counts(conf)` matches at any threshold >= `min_conf`."
     def __init__(self, preds:Sequence[Detections]|Stacked, gts:Sequence[Detections]|Stacked, num_classes:int,
                  iou_thresh:float=0.5, # smallest IoU of a match
-                 min_conf:float=0.0): # lowest confidence threshold that will be asked for
+                 min_conf:float=0.0, # lowest confidence threshold that will be asked for
+                 iou_fn:Callable|None=None): # IoU of index pairs, as in `candidate_pairs` (default box IoU)
         self.preds, self.gts = _as_stacked(preds), _as_stacked(gts)
         if self.preds.n_images != self.gts.n_images:
             raise ValueError(f'{self.preds.n_images} prediction entries but {self.gts.n_images} ground-truth entries: '
@@ -162,7 +164,7 @@ class Matcher:
             if len(bad):
                 raise ValueError(f'{kind} label {int(bad[0])} outside 0..{num_classes - 1} (num_classes={num_classes})')
         keep = self.preds.scores >= np.float32(min_conf)
-        pair_pred, pair_gt, iou = candidate_pairs(self.preds, self.gts, iou_thresh, keep=keep)
+        pair_pred, pair_gt, iou = candidate_pairs(self.preds, self.gts, iou_thresh, keep=keep, iou_fn=iou_fn)
         order = _matching_order(pair_pred, pair_gt, iou, self.preds.scores[pair_pred])
         self.pair_pred, self.pair_gt, self.pair_iou = pair_pred[order], pair_gt[order], iou[order]
         self.same_class = self.preds.labels[self.pair_pred] == self.gts.labels[self.pair_gt]
@@ -225,19 +227,15 @@ def _per_class_ap(coco_eval:COCOeval_faster)->dict:
                 recall_grid=np.asarray(coco_eval.params.recThrs))
 
 # %% ../nbs/05_metrics.ipynb #91c10878
-def coco_map(preds:Sequence[Detections]|Stacked, # per image, unfiltered
-             gts:Sequence[Detections]|Stacked, # per image ground truth
-             num_classes:int, # classes 0..num_classes-1
-             max_dets:int=100, # COCO's cap per image and class
-             by_size:bool=False, # also mAP of COCO's small / medium / large objects (about 2x slower)
-            )->dict: # mAP_50, mAP_50_95, mAP_75, mAR, [mAP_small/medium/large], and `_per_class_ap`'s
-    "COCO box mAP by faster-coco-eval's `COCOeval_faster` on every prediction given."
-    preds, gts = _as_stacked(preds), _as_stacked(gts)
-    if preds.n_images != gts.n_images:
-        raise ValueError(f'{preds.n_images} prediction entries but {gts.n_images} ground-truth entries')
-    gt = COCO(_coco_dataset(gts, gts.n_images, num_classes, with_scores=False), print_function=_quiet)
-    dt = COCO(_coco_dataset(preds, gts.n_images, num_classes, with_scores=True), print_function=_quiet)
-    coco_eval = COCOeval_faster(gt, dt, 'bbox', print_function=_quiet)
+def run_coco_eval(gt:dict, # COCO-format ground truth: images, annotations, categories
+                  dt:dict, # COCO-format detections (with scores) of the same images
+                  iou_type:str='bbox', # 'bbox', or 'segm' (annotations carry RLEs, images height and width)
+                  max_dets:int=100, # COCO's cap per image and class
+                  by_size:bool=False, # also mAP of COCO's small / medium / large objects (about 2x slower)
+                 )->dict: # mAP_50, mAP_50_95, mAP_75, mAR, [mAP_small/medium/large], and `_per_class_ap`'s
+    "faster-coco-eval's `COCOeval_faster` on two in-memory COCO datasets."
+    gt, dt = COCO(gt, print_function=_quiet), COCO(dt, print_function=_quiet)
+    coco_eval = COCOeval_faster(gt, dt, iou_type, print_function=_quiet)
     coco_eval.params.maxDets = [1, 10, max_dets] if by_size else [max_dets]
     if not by_size: coco_eval.params.areaRng, coco_eval.params.areaRngLbl = [[0, 1e5 ** 2]], ['all']
     for step in (coco_eval.evaluate, coco_eval.accumulate, coco_eval.summarize): step()
@@ -245,6 +243,20 @@ def coco_map(preds:Sequence[Detections]|Stacked, # per image, unfiltered
     out = dict(mAP_50=stats[1], mAP_50_95=stats[0], mAP_75=stats[2], mAR=stats[8] if by_size else stats[3])
     if by_size: out.update(mAP_small=stats[3], mAP_medium=stats[4], mAP_large=stats[5])
     return dict(out, **_per_class_ap(coco_eval))
+
+# %% ../nbs/05_metrics.ipynb #174adaec
+def coco_map(preds:Sequence[Detections]|Stacked, # per image, unfiltered
+             gts:Sequence[Detections]|Stacked, # per image ground truth
+             num_classes:int, # classes 0..num_classes-1
+             max_dets:int=100, # COCO's cap per image and class
+             by_size:bool=False, # also mAP of COCO's small / medium / large objects (about 2x slower)
+            )->dict: # `run_coco_eval`'s
+    "COCO box mAP by faster-coco-eval's `COCOeval_faster` on every prediction given."
+    preds, gts = _as_stacked(preds), _as_stacked(gts)
+    if preds.n_images != gts.n_images:
+        raise ValueError(f'{preds.n_images} prediction entries but {gts.n_images} ground-truth entries')
+    return run_coco_eval(_coco_dataset(gts, gts.n_images, num_classes, with_scores=False),
+                         _coco_dataset(preds, gts.n_images, num_classes, with_scores=True), 'bbox', max_dets, by_size)
 
 # %% ../nbs/05_metrics.ipynb #90876d8f
 def _summary(counts:dict)->dict:
@@ -309,13 +321,14 @@ def evaluate(preds:Sequence[Detections], # per image, UNFILTERED predictions (xy
              thresholds:Sequence[float]|None=SWEEP_THRESHOLDS, # sweep thresholds; None skips the sweep
              coco:bool=True, # compute mAP (False: only the counting metrics, e.g. for a quick bench)
              by_size:bool=False, # add COCO's mAP_small / mAP_medium / mAP_large
+             iou_fn:Callable|None=None, # IoU of index pairs for the matching (05a: masks); default box IoU
             )->dict:
     "COCO mAP, P/R/F1/IoU at `conf_thresh` (both matchings), confusion matrix, threshold sweep, per-class table."
     if not len(gts): raise ValueError('evaluate: no images')
     stacked_preds, stacked_gts = Stacked(preds), Stacked(gts)
     n_cls = _num_classes(num_classes, class_names, stacked_preds, stacked_gts)
     min_conf = min([conf_thresh, *(thresholds if thresholds is not None else [])])
-    matcher = Matcher(stacked_preds, stacked_gts, n_cls, iou_thresh, min_conf)
+    matcher = Matcher(stacked_preds, stacked_gts, n_cls, iou_thresh, min_conf, iou_fn)
     res = dict(coco_map(stacked_preds, stacked_gts, n_cls, max_dets, by_size) if coco else {}, num_classes=n_cls,
                n_images=len(gts), n_gt=len(stacked_gts), conf_thresh=float(conf_thresh), iou_thresh=float(iou_thresh))
     if not coco: res.update(ap_50=np.full(n_cls, np.nan), ap_50_95=np.full(n_cls, np.nan))
@@ -433,23 +446,6 @@ def draw_eval_image(img_rgb:np.ndarray, # HxWx3 uint8 RGB
         img_rgb = draw_detections(img_rgb, gt, class_names, GT_COLOR, show_scores=False, prefix='GT: ',
                                   label_at='bottom')
     return draw_detections(img_rgb, pred.filter(conf_thresh), class_names, PRED_COLOR)
-
-# %% ../nbs/05_metrics.ipynb #47734a7e
-def image_grid(images:Sequence[np.ndarray], # HxWx3 uint8 images, any sizes
-               ncols:int=3, # tiles per row
-               tile:int=320, # tile side in pixels; images are scaled to fit, keeping their aspect
-              )->np.ndarray: # one uint8 image
-    "Tile images into a grid, each scaled to fit a `tile` x `tile` cell on grey."
-    if not len(images): raise ValueError('image_grid: no images')
-    grid = np.full((math.ceil(len(images) / ncols) * tile, min(ncols, len(images)) * tile, 3), 114, np.uint8)
-    for k, img in enumerate(images):
-        h, w = img.shape[:2]
-        scale = tile / max(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        y, x = (k // ncols) * tile + (tile - nh) // 2, (k % ncols) * tile + (tile - nw) // 2
-        grid[y:y + nh, x:x + nw] = img
-    return grid
 
 # %% ../nbs/05_metrics.ipynb #309a0500
 def save_eval_report(res:dict, # from `evaluate`
