@@ -12,8 +12,10 @@ import csv, hashlib, json, math, os, shlex, shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
+import cv2
 import numpy as np
 import yaml
+from faster_coco_eval.core import mask as mask_api
 from .core import Config, resolve_path, logger, cache_root
 from .boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, boxes_to_pixels, boxes_to_normalized
 from .images import list_images, image_size
@@ -292,15 +294,30 @@ def _converted_path(path) -> Path:
     return Path(path).with_name(f'{Path(path).name}_yolo')
 
 # %% ../nbs/01b_labels.ipynb #11cb8277
+def _signed_area(xy:np.ndarray) -> float:
+    "Signed area of a polygon [k, 2] (shoelace): the sign says which way round it goes."
+    x, y = xy[:, 0], xy[:, 1]
+    return float(x @ np.roll(y, -1) - np.roll(x, -1) @ y) / 2
+
+def _coco_segment(polygon:np.ndarray, w:int, h:int) -> dict:
+    "COCO `segmentation` (the polygon in pixels), `bbox` (its box) and `area` (its area) of a normalised polygon."
+    xy = polygon.astype(np.float64) * (w, h)
+    (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+    return dict(segmentation=[xy.reshape(-1).tolist()], bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                area=abs(_signed_area(xy)))
+
+# %% ../nbs/01b_labels.ipynb #3afdfa3a
 def _coco_annotations(labels_file:Path, image_id:int, w:int, h:int, cat_id_offset:int, first_id:int) -> list[dict]:
-    "The COCO annotations (ids from `first_id`) of one image's YOLO label file; none without one."
+    "The COCO annotations (ids from `first_id`, polygons as `segmentation`) of one image's YOLO label file, if any."
     if not labels_file.exists(): return []
-    labels, boxes, _, _ = read_yolo_labels(labels_file)
+    rows = read_yolo_rows(labels_file)
     anns = []
-    for label, box in zip(labels, boxes_to_pixels(box_cxcywh_to_xyxy(boxes.astype(np.float64)), w, h)):
+    pixel_boxes = boxes_to_pixels(box_cxcywh_to_xyxy(rows.boxes.astype(np.float64)), w, h)
+    for label, box, polygon in zip(rows.labels, pixel_boxes, rows.polygons):
         x1, y1, x2, y2 = (float(v) for v in box)
         anns.append(dict(id=first_id + len(anns), image_id=image_id, category_id=int(label) + cat_id_offset,
                          bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1), iscrowd=0))
+        if polygon is not None: anns[-1].update(_coco_segment(polygon, w, h))
     return anns
 
 # %% ../nbs/01b_labels.ipynb #6596a870
@@ -322,8 +339,47 @@ def yolo_to_coco(data_path, label_to_name:dict, names:Optional[Sequence[str]]=No
     return coco
 
 # %% ../nbs/01b_labels.ipynb #a440a784
+def _join_parts(parts:list[np.ndarray]) -> np.ndarray:
+    "One polygon of several: each part hangs from the closest vertex before it by a bridge walked there and back."
+    out, way = parts[0], np.sign(_signed_area(parts[0]))
+    for part in parts[1:]:
+        if np.sign(_signed_area(part)) != way: part = part[::-1]     # all the same way round: their areas add up
+        i, j = np.unravel_index(int(((out[:, None] - part[None]) ** 2).sum(-1).argmin()), (len(out), len(part)))
+        out = np.concatenate([out[:i + 1], part[j:], part[:j + 1], out[i:]])
+    return out
+
+# %% ../nbs/01b_labels.ipynb #4b2a91fb
+def _mask_outlines(mask:np.ndarray) -> list[np.ndarray]:
+    "Outer outlines [k, 2] of a binary mask's regions, along pixel edges (pixel i covers [i, i + 1)); holes filled."
+    twice = np.repeat(np.repeat(mask.astype(np.uint8), 2, 0), 2, 1)    # a pixel as 2 x 2: contours on its halves
+    contours, _ = cv2.findContours(twice, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outlines = []
+    for c in contours:
+        xy = ((c.reshape(-1, 2) + 1) // 2).astype(np.float64)   # a pixel's first half -> its left/top edge, etc.
+        outlines.append(xy[np.any(xy != np.roll(xy, 1, 0), axis=1)])  # a concave corner comes twice: keep one
+    return outlines
+
+# %% ../nbs/01b_labels.ipynb #eb4ec81c
+def _rle_mask(seg:dict, h:int, w:int) -> Optional[np.ndarray]:
+    "The uint8 [h, w] mask of a COCO RLE (`counts` a list, or the compressed string); None for one of another size."
+    if [int(v) for v in seg.get('size', [])] != [h, w]: return None
+    return mask_api.decode(mask_api.frPyObjects(seg, h, w) if isinstance(seg['counts'], list) else seg)
+
+def _coco_polygon(seg, w:int, h:int) -> Optional[np.ndarray]:
+    "The normalised [k, 2] polygon of a COCO `segmentation` (parts joined, an RLE outlined); None if it can't be read."
+    if isinstance(seg, dict) and 'counts' in seg:
+        mask = _rle_mask(seg, h, w)
+        parts = [] if mask is None else _mask_outlines(mask)
+    elif isinstance(seg, list):
+        parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in seg
+                 if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
+    else: parts = []
+    if not parts: return None
+    return np.clip(_join_parts(parts) / (w, h), 0, 1)
+
+# %% ../nbs/01b_labels.ipynb #522b0ac9
 def _yolo_rows(anns:list[dict], w, h, id_map:dict, skipped:Counter) -> list[tuple]:
-    "(class, cxcywh normalised) of one image's COCO annotations; crowd, unknown and empty boxes counted in `skipped`."
+    "(class, cxcywh, polygon or None), normalised, of one image's COCO annotations; what is skipped in `skipped`."
     rows = []
     for ann in anns:
         if ann.get('iscrowd', 0): reason = 'crowd'
@@ -335,7 +391,11 @@ def _yolo_rows(anns:list[dict], w, h, id_map:dict, skipped:Counter) -> list[tupl
         if reason:
             skipped[reason] += 1
             continue
-        rows.append((id_map[ann['category_id']], [(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h]))
+        seg = ann.get('segmentation')
+        polygon = _coco_polygon(seg, w, h) if seg else None
+        if seg and polygon is None: skipped['unreadable segmentation (a box row)'] += 1
+        box = [(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h]
+        rows.append((id_map[ann['category_id']], box, polygon))
     return rows
 
 # %% ../nbs/01b_labels.ipynb #69049109
@@ -350,7 +410,7 @@ def _write_class_files(out:Path, cats:list[dict], id_map:dict, skipped:Counter, 
 
 # %% ../nbs/01b_labels.ipynb #2a6662e0
 def coco_to_yolo(coco, out_dir, images_dir=None, copy_images:bool=True) -> dict:
-    "Write `out_dir/labels/*.txt` (+ images, classes.txt, coco_to_yolo.json) of a COCO dict or file; id map, counts."
+    "Write `out_dir/labels/*.txt` (box or YOLO-seg rows; + images, classes.txt, coco_to_yolo.json) of a COCO dict/file."
     coco = json.loads(Path(coco).read_text()) if not isinstance(coco, dict) else coco
     out = Path(out_dir)
     (out / 'labels').mkdir(parents=True, exist_ok=True)
@@ -361,7 +421,7 @@ def coco_to_yolo(coco, out_dir, images_dir=None, copy_images:bool=True) -> dict:
     for im in coco['images']:
         rows = _yolo_rows(by_img.get(im['id'], []), im['width'], im['height'], id_map, skipped)
         labels_file = out / 'labels' / Path(im['file_name']).with_suffix('.txt')
-        write_yolo_labels(labels_file, [r[0] for r in rows], [r[1] for r in rows])
+        write_yolo_labels(labels_file, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
         if images_dir is not None and copy_images:
             (out / 'images' / im['file_name']).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(images_dir) / im['file_name'], out / 'images' / im['file_name'])
