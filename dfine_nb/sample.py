@@ -14,11 +14,11 @@ import numpy as np
 from .core import Config, Train, resolve_path, logger
 from .boxes import box_xyxy_to_cxcywh, boxes_to_normalized
 from .labels import (write_yolo_labels, read_split, split_dataset, _LAYOUTS, _cli_arg, _converted_path,
-                             _dataset_layout)
+                             _dataset_layout, _signed_area)
 
 # %% ../nbs/01c_sample.ipynb #b2a07724
 SAMPLE_CLASSES = {0: 'circle', 1: 'square', 2: 'triangle', 3: 'cross'}
-_SAMPLE_VERSION = 1   # bump when the generator changes: existing sample folders are then rebuilt
+_SAMPLE_VERSION = 2   # bump when the generator changes: existing sample folders are then rebuilt (2: polygon rows)
 
 def _colour(rng): return tuple(float(v) for v in rng.uniform(0, 255, 3))
 
@@ -84,8 +84,15 @@ def _shape_polygon(cls:int, s:float, rng) -> np.ndarray:
 # %% ../nbs/01c_sample.ipynb #824fab52
 _SUBPIXEL = 16   # cv2 draws with shift=4: coordinates in 1/16 px
 
-def _shape_mask(cls:int, cx:float, cy:float, s:float, stretch, rng) -> tuple[np.ndarray, int, int]:
-    "Anti-aliased uint8 mask of one shape on a square patch around (cx, cy), and the patch's top-left corner."
+def _ellipse_outline(centre, axes) -> np.ndarray:
+    "The polygon cv2.ellipse fills for a whole axis-aligned ellipse: a vertex every 90, 30, 18 or 5 degrees by size."
+    r = math.floor(max(axes) + 0.5)
+    step = 90 if r < 3 else 30 if r < 10 else 18 if r < 15 else 5
+    angle = np.radians(np.arange(0, 360, step))
+    return np.asarray(centre) + np.asarray(axes) * np.c_[np.cos(angle), np.sin(angle)]
+
+def _shape_mask(cls:int, cx:float, cy:float, s:float, stretch, rng) -> tuple[np.ndarray, int, int, np.ndarray]:
+    "Anti-aliased uint8 mask of one shape on a square patch around (cx, cy), the patch's top-left corner, the outline."
     half = int(math.ceil(s * max(stretch) * 0.75)) + 2
     x0, y0 = int(cx) - half, int(cy) - half
     mask = np.zeros((2 * half, 2 * half), np.uint8)
@@ -93,16 +100,50 @@ def _shape_mask(cls:int, cx:float, cy:float, s:float, stretch, rng) -> tuple[np.
         centre = (round((cx - x0) * _SUBPIXEL), round((cy - y0) * _SUBPIXEL))
         axes = (round(s / 2 * stretch[0] * _SUBPIXEL), round(s / 2 * stretch[1] * _SUBPIXEL))
         cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA, 4)
+        outline = _ellipse_outline(np.divide(centre, _SUBPIXEL), np.divide(axes, _SUBPIXEL))
     else:
-        pts = _shape_polygon(cls, s, rng) * np.asarray(stretch) + [cx - x0, cy - y0]
-        cv2.fillPoly(mask, [np.round(pts * _SUBPIXEL).astype(np.int32)], 255, cv2.LINE_AA, 4)
-    return mask, x0, y0
+        pts = np.round((_shape_polygon(cls, s, rng) * np.asarray(stretch) + [cx - x0, cy - y0]) * _SUBPIXEL)
+        cv2.fillPoly(mask, [pts.astype(np.int32)], 255, cv2.LINE_AA, 4)
+        outline = pts / _SUBPIXEL
+    return mask, x0, y0, outline
+
+# %% ../nbs/01c_sample.ipynb #bf58e4af
+_AA_GROWTH, _AA_DROP = 0.65, 0.1   # cv2's anti-aliased fill: > 50 % up to 0.65 px past an edge, 0.1 px lower
+
+def _grown(xy:np.ndarray, d:float) -> np.ndarray:
+    "The polygon [k, 2] with every edge moved `d` outwards along its normal (mitred corners)."
+    edge = np.roll(xy, -1, 0) - xy
+    normal = np.c_[edge[:, 1], -edge[:, 0]] / np.linalg.norm(edge, axis=1, keepdims=True) * np.sign(_signed_area(xy))
+    before = np.roll(normal, 1, 0)
+    return xy + d * (before + normal) / (1 + (before * normal).sum(1, keepdims=True))
+
+# %% ../nbs/01c_sample.ipynb #9c5698e2
+def _clip_to_box(xy:np.ndarray, box) -> np.ndarray:
+    "The polygon [k, 2] cut to the box x0 y0 x1 y1, one side at a time (Sutherland-Hodgman)."
+    for axis, limit, side in ((0, box[0], 1), (0, box[2], -1), (1, box[1], 1), (1, box[3], -1)):
+        inside, out = side * (xy[:, axis] - limit) >= 0, []
+        for p, q, p_in, q_in in zip(xy, np.roll(xy, -1, 0), inside, np.roll(inside, -1)):
+            if p_in: out.append(p)
+            if p_in != q_in: out.append(p + (limit - p[axis]) / (q[axis] - p[axis]) * (q - p))
+        xy = np.array(out)
+    return xy
+
+# %% ../nbs/01c_sample.ipynb #740cce23
+def _drawn_polygon(outline:np.ndarray, x0:int, y0:int, box:np.ndarray) -> np.ndarray:
+    "The pixel polygon [k, 2] of a shape drawn at patch corner (x0, y0): its outline as cv2 drew it, fitted to `box`."
+    xy = _clip_to_box(_grown(outline, _AA_GROWTH) + [x0 + 0.5, y0 + 0.5 + _AA_DROP], box)
+    low, high = xy.min(0), xy.max(0)
+    for axis in (0, 1):                  # a side short of the box: its outermost vertices onto it
+        xy[xy[:, axis] == low[axis], axis] = box[axis]
+        xy[xy[:, axis] == high[axis], axis] = box[axis + 2]
+    return xy
 
 # %% ../nbs/01c_sample.ipynb #2f342386
-def _draw_shape(img:np.ndarray, cls:int, cx:float, cy:float, s:float, stretch, colour, rng) -> Optional[np.ndarray]:
-    "Blend one object into `img` (float32, in place); return its box xyxy in pixels, measured on the drawn mask."
+def _draw_shape(img:np.ndarray, cls:int, cx:float, cy:float, s:float, stretch, colour, rng,
+                polygons:Optional[list]=None) -> Optional[np.ndarray]:
+    "Blend one object into `img` (float32, in place); its box xyxy in pixels, measured on the drawn mask; its polygon."
     h, w = img.shape[:2]
-    mask, x0, y0 = _shape_mask(cls, cx, cy, s, stretch, rng)
+    mask, x0, y0, outline = _shape_mask(cls, cx, cy, s, stretch, rng)
     ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + mask.shape[1], w), min(y0 + mask.shape[0], h)
     if ax1 <= ax0 or ay1 <= ay0: return None
     mask = mask[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
@@ -115,7 +156,9 @@ def _draw_shape(img:np.ndarray, cls:int, cx:float, cy:float, s:float, stretch, c
         fill = fill + (rng.uniform(-80, 80, 3).astype(np.float32)) * ramp
     patch = img[ay0:ay1, ax0:ax1]
     patch[:] = patch * (1 - alpha) + fill * alpha
-    return np.array([ax0 + xs.min(), ay0 + ys.min(), ax0 + xs.max() + 1, ay0 + ys.max() + 1], np.float32)
+    box = np.array([ax0 + xs.min(), ay0 + ys.min(), ax0 + xs.max() + 1, ay0 + ys.max() + 1], np.float32)
+    if polygons is not None: polygons.append(_drawn_polygon(outline, x0, y0, box.astype(np.float64)))
+    return box
 
 # %% ../nbs/01c_sample.ipynb #48f77552
 def _overlaps_too_much(nb, boxes, frac=0.35) -> bool:
@@ -152,23 +195,25 @@ def _contrasting_colour(rng, img:np.ndarray, cx:float, cy:float) -> np.ndarray:
     return colour
 
 # %% ../nbs/01c_sample.ipynb #1c75add1
-def sample_image(rng:np.random.Generator, # the image's own generator
-                 w:int, h:int,            # image size, pixels
-                 n_obj:int,               # objects to try to place (0 = background image)
-                 min_size:float=12,       # smallest object, pixels
-                 max_frac:float=0.5):     # largest object, fraction of min(h, w)
-    "One synthetic image: (RGB uint8 [h, w, 3], labels int64 [N], boxes float32 [N, 4] xyxy pixels)."
-    img, boxes, labels, largest = _background(rng, h, w), [], [], max_frac * min(w, h)
+def sample_image(rng:np.random.Generator,  # the image's own generator
+                 w:int, h:int,             # image size, pixels
+                 n_obj:int,                # objects to try to place (0 = background image)
+                 min_size:float=12,        # smallest object, pixels
+                 max_frac:float=0.5,       # largest object, fraction of min(h, w)
+                 with_polygons:bool=False): # also return each object's polygon, float64 [k, 2] pixels
+    "One synthetic image: (RGB uint8 [h, w, 3], labels int64 [N], boxes float32 [N, 4] xyxy pixels[, polygons])."
+    img, boxes, labels, polygons, largest = _background(rng, h, w), [], [], [], max_frac * min(w, h)
     for _ in range(n_obj):
         cls, size = int(rng.integers(4)), min_size * (largest / min_size) ** (rng.random() ** 0.7)
         stretch = tuple(rng.uniform(0.85, 1.15, 2))
         centre = _place(rng, boxes, size, w, h)
         if centre is None: continue
-        box = _draw_shape(img, cls, *centre, size, stretch, _contrasting_colour(rng, img, *centre), rng)
+        box = _draw_shape(img, cls, *centre, size, stretch, _contrasting_colour(rng, img, *centre), rng, polygons)
         if box is not None:
             boxes.append(box)
             labels.append(cls)
-    return np.clip(img, 0, 255).astype(np.uint8), np.array(labels, np.int64), np.array(boxes, np.float32).reshape(-1, 4)
+    out = np.clip(img, 0, 255).astype(np.uint8), np.array(labels, np.int64), np.array(boxes, np.float32).reshape(-1, 4)
+    return (*out, polygons) if with_polygons else out
 
 # %% ../nbs/01c_sample.ipynb #39e14582
 _held_locks = {}
@@ -207,7 +252,7 @@ def _is_complete_sample(root:Path, params:dict) -> bool:
 
 # %% ../nbs/01c_sample.ipynb #ac6d256c
 def _write_sample_files(folder:Path, params:dict):
-    "The images, labels, classes.txt and sample.json of the sample dataset of `params`, into `folder`."
+    "The images, labels (YOLO-seg rows), classes.txt and sample.json of the sample dataset of `params`, into `folder`."
     n_images, seed = params['n_images'], params['seed']
     (folder / 'images').mkdir(parents=True)
     (folder / 'labels').mkdir()
@@ -217,11 +262,12 @@ def _write_sample_files(folder:Path, params:dict):
         w = h = 320
         if rng.random() >= 0.4: w, h = (int(v) for v in rng.integers(256, 401, 2))
         n_obj = 0 if i in backgrounds else int(rng.integers(1, 9))
-        img, labels, boxes = sample_image(rng, w, h, n_obj, params['min_size'], params['max_frac'])
+        img, labels, boxes, polygons = sample_image(rng, w, h, n_obj, params['min_size'], params['max_frac'], True)
         jpeg = [cv2.IMWRITE_JPEG_QUALITY, params['quality']]
         cv2.imwrite(str(folder / 'images' / f'sample_{i:04d}.jpg'), img[..., ::-1], jpeg)
         boxes_cxcywh = box_xyxy_to_cxcywh(boxes_to_normalized(boxes, w, h))
-        write_yolo_labels(folder / 'labels' / f'sample_{i:04d}.txt', labels, boxes_cxcywh)
+        normalised = [p / (w, h) for p in polygons]
+        write_yolo_labels(folder / 'labels' / f'sample_{i:04d}.txt', labels, boxes_cxcywh, normalised)
     (folder / 'classes.txt').write_text(''.join(f'{v}\n' for v in SAMPLE_CLASSES.values()))
     (folder / 'sample.json').write_text(json.dumps(params, indent=1))
 
