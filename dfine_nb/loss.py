@@ -398,7 +398,9 @@ def forward(self:DFINECriterion, outputs:dict, targets:list) -> dict:
         labels = target['labels']
         if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < C:
             raise ValueError(f'targets[{i}] has labels {labels.tolist()} outside 0..{C - 1}')
-    targets = [{'labels': target['labels'].long(), 'boxes': target['boxes'].float()} for target in targets]
+    masks = ('masks', 'has_mask')                            # segment targets, for `SegCriterion` (04a)
+    targets = [{'labels': target['labels'].long(), 'boxes': target['boxes'].float()}
+               | {k: target[k] for k in masks if k in target} for target in targets]
     with torch.autocast(outputs['pred_logits'].device.type, enabled=False):
         losses = self.compute(_fp32(outputs), targets)
     return self.check_finite(losses)
