@@ -6,7 +6,7 @@
 __all__ = ['DatasetError', 'DoctorReport', 'check_dataset']
 
 # %% ../nbs/01e_doctor.ipynb #86ddb4d0
-import hashlib, json, math
+import hashlib, io, json, math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,8 @@ from PIL import Image, ImageOps
 from .core import Config, ConfigError, resolve_path, logger
 from .boxes import letterbox_params, box_cxcywh_to_xyxy
 from .images import list_images, exif_orientation
-from .labels import read_yolo_labels, read_split, label_path, _coco_files, _cli_arg, _converted_path
+from .labels import (read_yolo_rows, read_split, label_path, _coco_files, _cli_arg, _converted_path,
+                             _signed_area)
 
 # %% ../nbs/01e_doctor.ipynb #ad36f5db
 def _phash(gray32:np.ndarray) -> np.uint64:
@@ -39,7 +40,7 @@ def _near_pairs(hashes:np.ndarray, max_bits:int) -> list[tuple[int, int]]:
     return out
 
 # %% ../nbs/01e_doctor.ipynb #0852219f
-def _image_probe(path:Path) -> dict:
+def _image_probe(path) -> dict:   # a path or a file object
     "Size (EXIF applied), pHash and 16x16 colour thumbnail of an image; decodes it (raises if unreadable or truncated)."
     with Image.open(path) as im:
         orient = exif_orientation(im)
@@ -138,29 +139,57 @@ def _row_issue(label:int, box:np.ndarray, w:int, h:int, n_cls:Optional[int]) -> 
         return 'box_outside', f'box ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) px reaches outside the {w}x{h} image'
     return None
 
+# %% ../nbs/01e_doctor.ipynb #afce72ea
+def _polygon_issue(polygon:np.ndarray, w:int, h:int) -> Optional[tuple[str, str]]:
+    "(check, message) of a polygon row's outline that cannot be used in a `w` x `h` image, or None."
+    xy = polygon.astype(np.float64) * (w, h)
+    out = (xy < -1).any(1) | (xy[:, 0] > w + 1) | (xy[:, 1] > h + 1)
+    if out.any():
+        return 'polygon_outside', (f'{out.sum()} of {len(xy)} vertices outside the {w}x{h} image, the first at '
+                                   f'({xy[out][0, 0]:.0f}, {xy[out][0, 1]:.0f}) px')
+    if (area := abs(_signed_area(xy))) < 0.5: return 'polygon_area', f'polygon of {area:.2f} px², an empty mask'
+    return None
+
+def _row_findings(label:int, box:np.ndarray, polygon, w:int, h:int, n_cls:Optional[int],
+                  segment:bool) -> list[tuple[str, str, str]]:
+    "(severity, check, message) of one label row (a polygon's vertices checked before its box); an error drops the row."
+    issue = _row_issue(label, box, w, h, n_cls)
+    if polygon is None:
+        if issue: return [('error', *issue)]
+        return [('warning', 'no_polygon', 'a box row under task=segment: its box trains, no mask')] if segment else []
+    outline = _polygon_issue(polygon, w, h)
+    vertex_outside = outline is not None and outline[0] == 'polygon_outside'
+    if issue and (issue[0] == 'class_out_of_range' or not vertex_outside):      # else: which vertices are out
+        return [('error', *issue)]
+    if outline: return [('error' if segment or outline[0] == 'polygon_outside' else 'warning', *outline)]
+    return []
+
 # %% ../nbs/01e_doctor.ipynb #4cfe7817
-def _check_labels(add, data:Path, name:str, wh, n_cls:Optional[int], net_wh, split:str, sizes:list, counts) -> bool:
+def _check_labels(add, data:Path, name:str, wh, n_cls:Optional[int], net_wh, split:str, sizes:list, counts,
+                  segment:bool=False) -> bool:
     "Check the label file of one image (`add` its findings, object sizes to `sizes`); True if it is a background image."
     lp, lf = label_path(data, name), 'labels/' + Path(name).with_suffix('.txt').as_posix()
     if not lp.exists():
         add('warning', 'missing_label', f'images/{name}', 0,
             'no label file: read as a background image (an empty .txt marks one on purpose)')
         return True
-    labels, boxes, lines, problems = read_yolo_labels(lp)
-    for ln, kind, msg in problems: add('error', kind, lf, ln, msg)
+    rows = read_yolo_rows(lp)
+    for ln, kind, msg in rows.problems: add('error', kind, lf, ln, msg)
     (w, h), (nw, nh), seen = wh, net_wh, set()
-    for label, box, ln in zip(labels, boxes.astype(np.float64), lines):
-        if issue := _row_issue(label, box, w, h, n_cls):
-            add('error', issue[0], lf, ln, issue[1])
-            continue
+    for label, box, polygon, ln in zip(rows.labels, rows.boxes.astype(np.float64), rows.polygons, rows.lines):
+        findings = _row_findings(label, box, polygon, w, h, n_cls, segment)
+        for severity, check, msg in findings: add(severity, check, lf, ln, msg)
+        if any(severity == 'error' for severity, _, _ in findings): continue
         cls = 0 if n_cls is None else int(label)      # use_one_class
-        if (cls, *np.round(box, 5)) in seen:
+        key = (cls, *np.round(box if polygon is None else polygon.reshape(-1), 5))
+        if key in seen:
             add('warning', 'duplicate_box', lf, ln, 'the same row appears earlier in the file')
             continue
-        seen.add((cls, *np.round(box, 5)))
+        seen.add(key)
         counts[split][cls] += 1
-        sizes.append(dict(split=split, cls=cls, min_side=float(min(box[2] * nw, box[3] * nh)), file=lf, line=int(ln)))
-    return not seen and not problems
+        sizes.append(dict(split=split, cls=cls, min_side=float(min(box[2] * nw, box[3] * nh)), file=lf, line=int(ln),
+                          polygon=polygon is not None))
+    return not seen and not rows.problems
 
 # %% ../nbs/01e_doctor.ipynb #aeb94246
 _SPLIT_RANK = {'train': 0, 'val': 1, 'test': 2}
@@ -199,9 +228,9 @@ def _near_duplicates(add, probes:dict, md5:dict, split_of:dict, max_bits:int):
         else: add('info', 'near_duplicate', f'images/{b}', 0, msg)
 
 # %% ../nbs/01e_doctor.ipynb #4d05dbbd
-def _check_duplicates(add, probes:dict, split_of:dict, data:Path, max_bits:int):
-    "Exact (same bytes) and near (pHash + thumbnail) duplicates among the readable images."
-    md5 = {n: hashlib.md5((data / 'images' / n).read_bytes()).hexdigest() for n in probes}
+def _check_duplicates(add, probes:dict, split_of:dict, max_bits:int):
+    "Exact (same bytes: the probes' MD5) and near (pHash + thumbnail) duplicates among the readable images."
+    md5 = {n: probe['md5'] for n, probe in probes.items()}
     _exact_duplicates(add, list(probes), md5, split_of)
     _near_duplicates(add, probes, md5, split_of, max_bits)
 
@@ -240,22 +269,22 @@ def _check_label_files(add, data:Path, names:list[str]) -> bool:
     return no_labels
 
 # %% ../nbs/01e_doctor.ipynb #8315b4fc
-def _check_images(add, data:Path, names:list[str], train, split_of:dict):
-    "Probe every image and check its labels: (probes, object sizes, counts per split and class, background count)."
+def _check_images(add, data:Path, names:list[str], train, split_of:dict, segment:bool=False):
+    "Probe every image (one read: probe and MD5) and check its labels: (probes, sizes, counts per split, backgrounds)."
     (H, W), n_cls = train.img_size, None if train.use_one_class else len(train.label_to_name)
     probes, sizes, counts, n_bg = {}, [], defaultdict(Counter), 0
     for n in names:
-        path = data / 'images' / n
-        if path.stat().st_size == 0:
+        raw = (data / 'images' / n).read_bytes()
+        if not raw:
             add('error', 'unreadable_image', f'images/{n}', 0, 'empty file (0 bytes)')
             continue
-        try: probes[n] = probe = _image_probe(path)
+        try: probes[n] = probe = _image_probe(io.BytesIO(raw)) | dict(md5=hashlib.md5(raw).hexdigest())
         except Exception as e:
             add('error', 'unreadable_image', f'images/{n}', 0, f'{type(e).__name__}: {str(e)[:100]}')
             continue
         nw, nh, _, _ = letterbox_params(probe['w'], probe['h'], W, H, train.keep_ratio)
-        wh = (probe['w'], probe['h'])
-        n_bg += _check_labels(add, data, n, wh, n_cls, (nw, nh), split_of.get(n, 'unsplit'), sizes, counts)
+        wh, split = (probe['w'], probe['h']), split_of.get(n, 'unsplit')
+        n_bg += _check_labels(add, data, n, wh, n_cls, (nw, nh), split, sizes, counts, segment)
     return probes, sizes, counts, n_bg
 
 # %% ../nbs/01e_doctor.ipynb #a3fa4ae2
@@ -292,6 +321,7 @@ def _doctor_stats(add, t, sizes:pd.DataFrame, counts, names, probes, n_bg, split
             f'{r.min_side:.1f} px at img_size {list(t.img_size)}; about {sug} keeps 99% of objects >= {tiny_px:g} px')
     ms, ws, hs = sizes.min_side.to_numpy(), [p['w'] for p in probes.values()], [p['h'] for p in probes.values()]
     return dict(n_images=len(names), n_readable=len(probes), n_objects=int(len(sizes)), n_backgrounds=int(n_bg),
+                n_polygons=int(sizes.polygon.sum()),
                 splits={s: sum(1 for v in split_of.values() if v == s) for s in ('train', 'val', 'test')},
                 class_counts={names_of.get(k, str(k)): int(total[k]) for k in sorted(set(names_of) | set(total))},
                 class_counts_by_split={s: {names_of.get(k, str(k)): int(c[k]) for k in sorted(names_of)}
@@ -312,20 +342,20 @@ def _write_report(rep:DoctorReport, out_dir):
     plt.close(rep.plot(out / 'doctor.png'))
 
 # %% ../nbs/01e_doctor.ipynb #33f6ca49
-def _check_files(add, data:Path, t, near_dup_bits:int) -> tuple:
+def _check_files(add, data:Path, t, near_dup_bits:int, segment:bool=False) -> tuple:
     "The per-file checks (class names, split CSVs, label files, images and their rows, duplicates); what they measured."
     n_cls = len(t.label_to_name)
     if sorted(t.label_to_name) != list(range(n_cls)):
         add('error', 'label_to_name', 'config', 0, f'train.label_to_name keys must be 0..{n_cls - 1}')
     names, split_of = list_images(data / 'images'), _check_split_csvs(add, data)
     no_labels = _check_label_files(add, data, names)
-    probes, sizes, counts, n_bg = _check_images(add, data, names, t, split_of)
-    _check_duplicates(add, probes, split_of, data, near_dup_bits)
-    sizes = pd.DataFrame(sizes, columns=['split', 'cls', 'min_side', 'file', 'line'])
+    probes, sizes, counts, n_bg = _check_images(add, data, names, t, split_of, segment)
+    _check_duplicates(add, probes, split_of, near_dup_bits)
+    sizes = pd.DataFrame(sizes, columns=['split', 'cls', 'min_side', 'file', 'line', 'polygon'])
     return names, split_of, probes, sizes, counts, n_bg, no_labels
 
 # %% ../nbs/01e_doctor.ipynb #59a27381
-def check_dataset(cfg:Config,                # reads train.data_path, label_to_name, img_size, keep_ratio
+def check_dataset(cfg:Config,                # reads task, train.data_path, label_to_name, img_size, keep_ratio
                   strict:bool=False,         # raise DatasetError on any error or warning
                   out_dir=None,              # write doctor.json / doctor.csv / doctor.png here
                   tiny_px:float=4.0,         # objects whose shorter side at img_size is below this are reported
@@ -338,7 +368,8 @@ def check_dataset(cfg:Config,                # reads train.data_path, label_to_n
         raise FileNotFoundError(f'{data}/images does not exist (train.data_path={t.data_path!r})')
     rows = []
     add = lambda sev, chk, f, ln, msg: rows.append(dict(severity=sev, check=chk, file=f, line=int(ln), message=msg))
-    names, split_of, probes, sizes, counts, n_bg, no_labels = _check_files(add, data, t, near_dup_bits)
+    found = _check_files(add, data, t, near_dup_bits, cfg.task == 'segment')
+    names, split_of, probes, sizes, counts, n_bg, no_labels = found
     stats = _doctor_stats(add, t, sizes, counts, names, probes, n_bg, split_of, tiny_px, imbalance_ratio)
     if no_labels: rows[:] = [r for r in rows if r['check'] != 'missing_label']   # one error says it, not one per image
     rep = DoctorReport(pd.DataFrame(rows, columns=['severity', 'check', 'file', 'line', 'message']), stats, sizes)
