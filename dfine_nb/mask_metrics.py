@@ -61,12 +61,18 @@ def _gt_rles(gt:Detections, with_mask:np.ndarray, hw:tuple[int, int])->list[dict
 # %% ../nbs/05a_mask_metrics.ipynb #5ec5a511
 class MaskRLEs:
     "An evaluation's masks as RLEs, per image: `pred`, `gt` (a row without mask: its box), `has_mask`, `sizes` (H, W)."
-    def __init__(self, preds:Sequence[Detections], gts:Sequence[Detections]):
+    def __init__(self, preds:Sequence[Detections], gts:Sequence[Detections],
+                 pred_rles:Sequence[list]|None=None): # per image, the predictions' RLEs already encoded (no `masks`)
         if len(preds) != len(gts):
             raise ValueError(f'{len(preds)} prediction entries but {len(gts)} ground-truth entries: '
                              'one of each per image')
-        self.sizes = [_image_hw(i, pred, gt) for i, (pred, gt) in enumerate(zip(preds, gts))]
-        self.pred = [encode_masks(pred.masks) if len(pred) else [] for pred in preds]
+        if pred_rles is None:
+            self.sizes = [_image_hw(i, pred, gt) for i, (pred, gt) in enumerate(zip(preds, gts))]
+            self.pred = [encode_masks(pred.masks) if len(pred) else [] for pred in preds]
+        else:
+            self.pred = list(pred_rles)
+            self.sizes = [tuple(rles[0]['size']) if len(rles) else _image_hw(i, pred[:0], gt)
+                          for i, (rles, pred, gt) in enumerate(zip(self.pred, preds, gts))]
         self.has_mask = [has_mask(gt) for gt in gts]
         self.gt = [_gt_rles(gt, with_mask, hw) for gt, with_mask, hw in zip(gts, self.has_mask, self.sizes)]
 
@@ -137,10 +143,11 @@ def evaluate_masks(preds:Sequence[Detections], # per image, UNFILTERED predictio
                    coco:bool=True, # compute mask mAP (False: only the counting metrics)
                    by_size:bool=False, # add mAP_small / mAP_medium / mAP_large (by mask area)
                    prefix:str='mask_', # before every key ('': `evaluate`'s keys, for its plots and report)
+                   pred_rles:Sequence[list]|None=None, # the predictions' masks already as RLEs (`encode_masks`)
                   )->dict:
     "`evaluate` on masks: COCO mask mAP, mask P/R/F1/IoU at `conf_thresh`, the sweep on mask F1, per-class table."
     if not len(gts): raise ValueError('evaluate_masks: no images')
-    rles = MaskRLEs(preds, gts)
+    rles = MaskRLEs(preds, gts, pred_rles)
     n_cls = _num_classes(num_classes, class_names, Stacked(preds), Stacked(gts))
     left_out = [ignored_preds(p, g, m, iou_thresh) for p, g, m in zip(rles.pred, rles.gt, rles.has_mask)]
     kept = [Detections(p.labels[~out], p.boxes[~out], p.scores[~out]) for p, out in zip(preds, left_out)]
