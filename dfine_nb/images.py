@@ -161,10 +161,13 @@ def letterbox(img:np.ndarray,              # [h, w] or [h, w, C] image
 class Letterbox:
     "The evaluation transform of `YoloDataset`: letterbox the image to `W` x `H` and map its xyxy pixel boxes with it."
     def __init__(self, W:int, H:int, keep_ratio:bool=True): self.W, self.H, self.keep_ratio = W, H, keep_ratio
-    def __call__(self, img, labels, boxes, **kw):
+    def __call__(self, img, labels, boxes, mask=None, **kw):
         h, w = img.shape[:2]
         net_boxes = boxes_to_net(boxes, w, h, self.W, self.H, self.keep_ratio)
-        return letterbox(img, self.W, self.H, self.keep_ratio), labels, net_boxes
+        out = letterbox(img, self.W, self.H, self.keep_ratio), labels, net_boxes
+        if mask is None: return out
+        nearest = cv2.INTER_NEAREST_EXACT   # ids never blend
+        return *out, mask.apply(lambda ids: letterbox(ids, self.W, self.H, self.keep_ratio, 0, nearest))
 
 # %% ../nbs/01a_images.ipynb #15e1b566
 GT_COLOR, PRED_COLOR = (46, 153, 60), (44, 70, 148)   # RGB: the seed's green (ground truth) and blue (predictions)
