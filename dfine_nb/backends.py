@@ -23,6 +23,7 @@ from .boxes import Detections, letterbox_params
 from .data import letterbox
 from .weights import safe_load, unwrap_checkpoint, load_weights
 from .model import build_model, dfine_from_kwargs, PostProcess
+from .mask_head import with_masks
 from .metrics import load_best_threshold, BEST_THRESHOLD_FILE
 
 # %% ../nbs/07_backends.ipynb #381272bd
@@ -34,6 +35,7 @@ def checkpoint_meta(meta:dict, path=None)->dict:
                          '(weights-only files: build the model and use weights.load_weights)')
     cfg = meta.get('config') or {}
     return dict(model_name=meta.get('model_name', cfg.get('model_name', 's')), num_classes=int(meta['num_classes']),
+                task=meta.get('task', cfg.get('task', 'detect')),
                 img_size=[int(v) for v in meta['img_size']], keep_ratio=bool(meta.get('keep_ratio', False)),
                 label_to_name={int(k): str(v) for k, v in (meta.get('label_to_name') or {}).items()},
                 model_overrides=dict((cfg.get('train') or {}).get('model_overrides') or {}),
@@ -46,7 +48,7 @@ def load_checkpoint(path, # a dfine_nb checkpoint (best.pt)
     state, _, raw = unwrap_checkpoint(safe_load(path), prefer='ema')
     meta = checkpoint_meta(raw, path)
     model = (dfine_from_kwargs(**meta['model_kwargs']) if meta['model_kwargs'] else
-             build_model(meta['model_name'], meta['num_classes'], **meta['model_overrides']))
+             build_model(meta['model_name'], meta['num_classes'], meta['task'], **meta['model_overrides']))
     try: load_weights(model, {'model': state}, strict=True, log=False)
     except RuntimeError as e:
         raise RuntimeError(f'{path}: the weights do not fit the model the checkpoint describes\n{e}') from None
@@ -149,8 +151,9 @@ class Runtime:
     def __call__(self, images, orig_target_sizes)->tuple:
         images = np.ascontiguousarray(images, np.float32)
         orig_target_sizes = np.ascontiguousarray(orig_target_sizes, np.int64)
-        labels, boxes, scores = self.run(images, orig_target_sizes)
-        return np.asarray(labels, np.int64), np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
+        labels, boxes, scores, *masks = self.run(images, orig_target_sizes)   # masks: a segment model's probabilities
+        out = np.asarray(labels, np.int64), np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
+        return out + tuple(np.asarray(m, np.float32) for m in masks)
 
     def run(self, images, orig_target_sizes): raise NotImplementedError
     def __repr__(self):
@@ -399,14 +402,17 @@ def thresholds_by_class(self:Predictor, conf:dict, default:float=0.5) -> np.ndar
 @patch
 def predict(self:Predictor, images:Sequence[np.ndarray], # HWC uint8 RGB images, any sizes
             conf=None)->list: # None: the predictor's thresholds; 0 keeps the whole top-K (for metrics)
-    "One `Detections` per image, scores >= the class threshold, sorted by score."
+    "One `Detections` per image, scores >= the class threshold, sorted by score; a segment model's with their masks."
     thr = self.conf if conf is None else self.thresholds(conf)
     out = []
     for i in range(0, len(images), self.batch_size):
         batch, sizes = preprocess(images[i:i + self.batch_size], self.W, self.H, self.keep_ratio, self.rect)
-        for labels, boxes, scores in zip(*self.runtime(batch, sizes)):
+        input_wh = batch.shape[3], batch.shape[2]
+        for (labels, boxes, scores, *masks), wh in zip(zip(*self.runtime(batch, sizes)), sizes):
             keep = scores >= thr[np.clip(labels, 0, self.num_classes - 1)]
-            out.append(Detections(labels[keep], boxes[keep], scores[keep]))
+            det = Detections(labels[keep], boxes[keep], scores[keep])
+            if masks: det = with_masks(det, torch.from_numpy(masks[0][keep]), wh, input_wh, self.keep_ratio)
+            out.append(det)
     return out
 
 # %% ../nbs/07_backends.ipynb #e04da6dd

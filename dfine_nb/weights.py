@@ -147,7 +147,7 @@ def save_checkpoint(obj:dict, path) -> Path:
 def model_meta(cfg:Config) -> dict:
     "What a checkpoint needs besides weights to rebuild and use the model."
     train = cfg.train
-    return dict(model_name=cfg.model_name, num_classes=num_classes(cfg), img_size=list(train.img_size),
+    return dict(model_name=cfg.model_name, task=cfg.task, num_classes=num_classes(cfg), img_size=list(train.img_size),
                 keep_ratio=train.keep_ratio, label_to_name={int(k): v for k, v in train.label_to_name.items()},
                 config=asdict(cfg))
 
