@@ -5,21 +5,21 @@
 # %% auto #0
 __all__ = ['MASK_WEIGHTS', 'point_sample', 'point_logits', 'uncertain_points', 'mask_terms', 'SegCriterion', 'make_criterion']
 
-# %% ../nbs/04a_mask_loss.ipynb #feea6bc7
+# %% ../nbs/04a_mask_loss.ipynb #975d40a2
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .core import Config, ConfigError
 from .loss import DFINECriterion, _src_idx, _matched_targets, _num_boxes
 
-# %% ../nbs/04a_mask_loss.ipynb #972579db
+# %% ../nbs/04a_mask_loss.ipynb #1976e9be
 def point_sample(maps:torch.Tensor, # [N, C, H, W]
                  coords:torch.Tensor # [N, P, 2] normalised (x, y) in 0..1
                 ) -> torch.Tensor: # [N, C, P]
     "Bilinear values of `maps` at normalised points."
     return F.grid_sample(maps, coords[:, :, None] * 2 - 1, align_corners=False)[..., 0]
 
-# %% ../nbs/04a_mask_loss.ipynb #3fa412eb
+# %% ../nbs/04a_mask_loss.ipynb #bcf9d92d
 def point_logits(embed:torch.Tensor, # [M, D] mask embeddings of the matched queries
                  features:torch.Tensor, # [B, D, h, w] mask feature maps
                  batch_idx:torch.Tensor, # [M] image of each query, non-decreasing
@@ -33,7 +33,7 @@ def point_logits(embed:torch.Tensor, # [M, D] mask embeddings of the matched que
         out.append(torch.einsum('md,dmp->mp', e, f.view(f.shape[0], len(e), -1)))
     return torch.cat(out) if out else embed.new_zeros(0, coords.shape[1])
 
-# %% ../nbs/04a_mask_loss.ipynb #c0e6e751
+# %% ../nbs/04a_mask_loss.ipynb #10f50de1
 @torch.no_grad()
 def uncertain_points(logit_fn, # coords [M, n, 2] -> logits [M, n]
                      M:int, P:int, # masks, points per mask
@@ -45,7 +45,7 @@ def uncertain_points(logit_fn, # coords [M, n, 2] -> logits [M, n]
     picked = coords.gather(1, idx[..., None].expand(-1, -1, 2))
     return torch.cat([picked, torch.rand(M, P - k, 2, device=device)], 1)
 
-# %% ../nbs/04a_mask_loss.ipynb #96fa69bf
+# %% ../nbs/04a_mask_loss.ipynb #73d3dd7d
 def mask_terms(logits:torch.Tensor, labels:torch.Tensor, num:float) -> dict:
     "{'loss_mask' (sigmoid BCE), 'loss_dice'} of point logits and point targets [M, P], per mask, over `num`."
     bce = F.binary_cross_entropy_with_logits(logits, labels, reduction='none').mean(1).sum() / num
@@ -53,7 +53,7 @@ def mask_terms(logits:torch.Tensor, labels:torch.Tensor, num:float) -> dict:
     dice = 1 - (2 * (p * labels).sum(1) + 1) / (p.sum(1) + labels.sum(1) + 1)
     return dict(loss_mask=bce, loss_dice=dice.sum() / num)
 
-# %% ../nbs/04a_mask_loss.ipynb #8e9b8a13
+# %% ../nbs/04a_mask_loss.ipynb #9f4db6dc
 MASK_WEIGHTS = {'mask': 5., 'dice': 5.}   # Mask DINO's
 
 class SegCriterion(DFINECriterion):
@@ -68,7 +68,7 @@ class SegCriterion(DFINECriterion):
         self.weight_dict |= {'loss_mask': weights['mask'], 'loss_dice': weights['dice']}
         self.num_points, self.oversample, self.importance = num_points, oversample, importance
 
-# %% ../nbs/04a_mask_loss.ipynb #ec0f5bf9
+# %% ../nbs/04a_mask_loss.ipynb #d78265c6
 @patch
 def loss_masks(self:SegCriterion, outputs:dict, targets:list, indices:list) -> dict:
     "The two mask terms of one layer's dict (`pred_mask_embed`, `mask_features`) for its matching `indices`."
@@ -87,7 +87,7 @@ def loss_masks(self:SegCriterion, outputs:dict, targets:list, indices:list) -> d
     labels = point_sample(gt[:, None].to(features.device, torch.float32), coords)[:, 0]
     return mask_terms(point_logits(matched, features, b, coords), labels, num)
 
-# %% ../nbs/04a_mask_loss.ipynb #ef3dfded
+# %% ../nbs/04a_mask_loss.ipynb #6247b49e
 @patch
 def layer_losses(self:SegCriterion, outputs, targets, cls_idx, box_idx, n_cls, n_box, fgl_targets=None,
                  ddf_norm=None, suffix=''):
@@ -98,7 +98,7 @@ def layer_losses(self:SegCriterion, outputs, targets, cls_idx, box_idx, n_cls, n
     masks = self.loss_masks(outputs, targets, cls_idx)
     return losses | {k + suffix: v * self.weight_dict[k] for k, v in masks.items()}
 
-# %% ../nbs/04a_mask_loss.ipynb #d993d967
+# %% ../nbs/04a_mask_loss.ipynb #bcadfbcc
 def make_criterion(cfg:Config) -> DFINECriterion:
     "The training criterion of `cfg` (its task, classification loss, label smoothing and mask terms)."
     train = cfg.train
