@@ -424,7 +424,7 @@ def __call__(self:Predictor, images, conf=None):
 
 # %% ../nbs/07_backends.ipynb #fba39d33
 def load_predictor(path, # .pt/.pth (torch), .onnx (ONNX Runtime), .xml (OpenVINO), .engine (TensorRT)
-                   conf_thresh=None, # None: the threshold saved in the file, else the folder's best_threshold.json, else 0.5
+                   conf_thresh=None, # None: the threshold in the file, else its folder's best_threshold.json, else 0.5
                    batch_size:int=8, # images per call when the graph takes any batch size
                    rect:bool|None=None, # letterbox without grey bands; None = as exported (`export.dynamic_input`)
                    **kw)->Predictor: # runtime options: device, precision, num_threads, amp, ...

@@ -189,8 +189,9 @@ class Split:
 class Export:
     "Export to ONNX / OpenVINO / TensorRT, and files other tools load."
     formats: list[str] = setting(['onnx', 'openvino', 'tensorrt'],
-                                 'what `dfine export` writes: onnx, openvino (fp32 and fp16 IR), tensorrt (skipped without '
-                                 "a GPU), release (the authors' checkpoint format and config), hf (a transformers folder)")
+                                 'what `dfine export` writes: onnx, openvino (fp32 and fp16 IR), tensorrt (skipped '
+                                 "without a GPU), release (the authors' checkpoint format and config), hf (a transformers "
+                                 'folder)')
     half: bool = setting(True, 'fp16 TensorRT engine and fp16-compressed OpenVINO IR')
     max_batch_size: int = setting(1, 'largest batch of the exported graphs (dynamic batch 1..N)')
     dynamic_input: bool = setting(False, 'letterbox without grey padding at inference (hurts accuracy: absolute '

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from .core import Config, load_config, resolve_path, exp_dir, logger, seed_worker, num_classes, TASKS
 from .boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, boxes_to_pixels, boxes_to_normalized, Detections
 from .images import read_image, image_size, Letterbox, draw_detections
-from .labels import (read_yolo_rows, read_yolo_labels, label_path, read_split, split_file, split_dataset,
-                             refresh_splits)
+from .labels import (read_yolo_rows, _signed_area, read_yolo_labels, label_path, read_split, split_file,
+                             split_dataset, refresh_splits)
 from .sample import ensure_sample_dataset
 from .doctor import check_dataset, DatasetError, DoctorReport
 
@@ -174,11 +174,6 @@ def stack(self:MaskMap) -> tuple[np.ndarray, np.ndarray]:
     return masks, has_mask
 
 # %% ../nbs/01f_data.ipynb #fa15438e
-def _polygon_area(xy:np.ndarray) -> float:
-    "Area of a polygon [k, 2] (shoelace formula)."
-    x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * abs(float(x[:-1] @ y[1:] - y[:-1] @ x[1:] + x[-1] * y[0] - y[-1] * x[0]))
-
 def _polygon_pixels(xy:np.ndarray, w:int, h:int) -> Optional[tuple]:
     ("The pixels of a w x h image whose centre is inside polygon `xy` (pixels [k, 2], even-odd rule): (row slice, "
      "column slice, bool patch), or None.")
@@ -201,7 +196,7 @@ def rasterise(polygons:Sequence, w:int, h:int) -> MaskMap:
     ids = np.array([0 if poly is None else k + 1 for k, poly in enumerate(polygons)], np.uint16)
     drawn = [(k, np.asarray(poly, np.float64) * [w, h]) for k, poly in enumerate(polygons) if poly is not None]
     pixels = np.zeros((h, w), np.uint16)
-    for k, xy in sorted(drawn, key=lambda row: -_polygon_area(row[1])):    # stable: equal areas in row order
+    for k, xy in sorted(drawn, key=lambda row: -abs(_signed_area(row[1]))):    # stable: equal areas in row order
         if (found := _polygon_pixels(xy, w, h)) is not None:
             rows, cols, inside = found
             pixels[rows, cols][inside] = k + 1

@@ -66,6 +66,7 @@ def _polygon_box(xy:np.ndarray) -> list[float]:
     (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
     return [(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]
 
+# %% ../nbs/01b_labels.ipynb #94c19341
 def read_yolo_rows(path_or_text, is_text:bool=False) -> YoloRows:
     "Box and polygon (YOLO-seg) rows of a label file; never raises on a bad row (it is listed in `problems`)."
     # utf-8-sig: a byte-order mark (Windows editors) is not part of the first row

@@ -64,7 +64,8 @@ class SegCriterion(DFINECriterion):
                  **kw): # `DFINECriterion` arguments
         super().__init__(**kw)
         weights = MASK_WEIGHTS | dict(mask_weights or {})
-        if set(weights) != set(MASK_WEIGHTS): raise ValueError(f'mask_weights: unknown terms {set(weights) - set(MASK_WEIGHTS)}')
+        unknown = set(weights) - set(MASK_WEIGHTS)
+        if unknown: raise ValueError(f'mask_weights: unknown terms {sorted(unknown)}')
         self.weight_dict |= {'loss_mask': weights['mask'], 'loss_dice': weights['dice']}
         self.num_points, self.oversample, self.importance = num_points, oversample, importance
 

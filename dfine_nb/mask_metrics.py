@@ -139,6 +139,17 @@ def coco_mask_map(preds:Sequence[Detections], # per image, unfiltered, with mask
     return run_coco_eval(_segm_dataset(gts, rles.gt, rles.sizes, num_classes, rles.has_mask),
                          _segm_dataset(preds, rles.pred, rles.sizes, num_classes, None), 'segm', max_dets, by_size)
 
+# %% ../nbs/05a_mask_metrics.ipynb #17d91d1e
+def _counted(preds, gts, rles:MaskRLEs, left_out:list) -> tuple[list, list]:
+    "The predictions that are counted (not `ignored_preds`) and the ground-truth rows that have a mask."
+    kept = [Detections(p.labels[~out], p.boxes[~out], p.scores[~out]) for p, out in zip(preds, left_out)]
+    return kept, [Detections(g.labels[m], g.boxes[m], None) for g, m in zip(gts, rles.has_mask)]
+
+def _counted_iou(rles:MaskRLEs, left_out:list) -> MaskIoU:
+    "The mask IoU of the counted predictions and masked rows, in `_counted`'s order."
+    return MaskIoU([[r for r, out in zip(rs, outs) if not out] for rs, outs in zip(rles.pred, left_out)],
+                   [[r for r, row in zip(rs, rows) if row] for rs, rows in zip(rles.gt, rles.has_mask)])
+
 # %% ../nbs/05a_mask_metrics.ipynb #f3eef21a
 def evaluate_masks(preds:Sequence[Detections], # per image, UNFILTERED predictions with `masks` at the original size
                    gts:Sequence[Detections], # per image ground truth with `masks` (rows without one are left out)
@@ -158,12 +169,8 @@ def evaluate_masks(preds:Sequence[Detections], # per image, UNFILTERED predictio
     rles = MaskRLEs(preds, gts, pred_rles)
     n_cls = _num_classes(num_classes, class_names, Stacked(preds), Stacked(gts))
     left_out = [ignored_preds(p, g, m, iou_thresh) for p, g, m in zip(rles.pred, rles.gt, rles.has_mask)]
-    kept = [Detections(p.labels[~out], p.boxes[~out], p.scores[~out]) for p, out in zip(preds, left_out)]
-    masked = [Detections(g.labels[m], g.boxes[m], None) for g, m in zip(gts, rles.has_mask)]
-    iou_fn = MaskIoU([[r for r, out in zip(rs, outs) if not out] for rs, outs in zip(rles.pred, left_out)],
-                     [[r for r, row in zip(rs, rows) if row] for rs, rows in zip(rles.gt, rles.has_mask)])
-    res = evaluate(kept, masked, n_cls, conf_thresh, iou_thresh, class_names, max_dets, thresholds, coco=False,
-                   iou_fn=iou_fn)
+    res = evaluate(*_counted(preds, gts, rles, left_out), n_cls, conf_thresh, iou_thresh, class_names, max_dets,
+                   thresholds, coco=False, iou_fn=_counted_iou(rles, left_out))
     if coco:
         res.update(coco_mask_map(preds, gts, n_cls, max_dets, by_size, rles))
         res['per_class'] = per_class_table(res)

@@ -102,8 +102,8 @@ def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
 
 # %% ../nbs/03e_model.ipynb #562b34cb
 class PostProcess(nn.Module):
-    ("Model outputs -> (labels [B,K], boxes [B,K,4] xyxy pixels of each original image, scores [B,K]), and for a segment "
-     "model masks [B,K,h,w] (probabilities on the input's stride-4 grid).")
+    ("Model outputs -> (labels [B,K], boxes [B,K,4] xyxy pixels of each original image, scores [B,K]), and for a "
+     "segment model masks [B,K,h,w] (probabilities on the input's stride-4 grid).")
     def __init__(self, num_top_queries:int=300, # K detections per image
                  keep_ratio:bool=True,           # inputs were letterboxed (True) or plainly resized (False)
                  clip:bool=True):                # clip boxes to the original image
@@ -142,5 +142,7 @@ def detections(self:PostProcess, outputs, orig_target_sizes, input_wh=None, conf
         det = Detections.from_torch(labels, boxes, scores)
         keep = det.passes(0. if conf is None else conf)
         if not masks: out.append(det[keep])
-        else: out.append(with_masks(det[keep], masks[0][torch.from_numpy(keep)], wh.tolist(), input_wh, self.keep_ratio))
+        else:
+            probs = masks[0][torch.from_numpy(keep)]
+            out.append(with_masks(det[keep], probs, wh.tolist(), input_wh, self.keep_ratio))
     return out

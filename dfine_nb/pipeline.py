@@ -39,9 +39,9 @@ _EXP_KEYS = ('exp_name', 'train.root', 'train.path_to_save')   # how a later ste
 STEP_KEYS = {  # the config keys (or whole sections) each step reads, for `dfine <step> --help`
     'config': ('',),
     'convert': ('train.root', 'train.data_path'),
-    'data': ('exp_name', 'train.root', 'train.data_path', 'train.label_to_name', 'train.use_one_class',
-             'train.img_size', 'train.keep_ratio', 'train.allow_data_errors', 'train.seed', 'split'),
-    'train': ('project_name', 'exp_name', 'model_name', 'train', 'split'),
+    'data': ('exp_name', 'task', 'train.root', 'train.data_path', 'train.label_to_name',
+             'train.use_one_class', 'train.img_size', 'train.keep_ratio', 'train.allow_data_errors', 'train.seed', 'split'),
+    'train': ('project_name', 'exp_name', 'model_name', 'task', 'train', 'split'),
     'export': (*_EXP_KEYS, 'train.data_path', 'train.seed', 'train.conf_thresh', 'export'),
     'bench': (*_EXP_KEYS, 'train.data_path', 'train.conf_thresh', 'train.iou_thresh', 'export.max_batch_size'),
     'int8': (*_EXP_KEYS, 'train.data_path', 'train.conf_thresh', 'train.iou_thresh', 'export'),

@@ -39,7 +39,8 @@ from .optim import (usable_cores, configure_threads, param_groups, build_optimiz
 from .distributed import (dist_env, init_distributed, is_main, gather_lists, from_main, leave_distributed,
                                   train_processes, process_batch_size, wrap_ddp, launch_command, run_dir,
                                   check_input_size, launch_training, train_in_child)
-_all_ = ['plot_curves', 'Loggers', 'STALL_MAP50', 'stall_check_epoch', 'usable_cores', 'configure_threads', 'param_groups', 'build_optimizer',
+_all_ = ['plot_curves', 'Loggers', 'STALL_MAP50', 'stall_check_epoch', 'usable_cores', 'configure_threads',
+         'param_groups', 'build_optimizer',
          'build_scheduler', 'ModelEMA', 'freeze', 'amp_settings', 'dist_env', 'init_distributed', 'is_main',
          'gather_lists', 'train_processes', 'process_batch_size', 'launch_command', 'run_dir', 'check_input_size',
          'launch_training', 'train_in_child']
@@ -340,8 +341,7 @@ def evaluate_split(self:Trainer, loader, ds, sweep:bool=False, gather:bool=True)
     if self.cfg.task == 'segment':
         res |= evaluate_masks(preds, gts, *args, thresholds=SWEEP_THRESHOLDS if sweep else None,
                               pred_rles=[rles for _, (_, _, rles) in pairs])
-    res['preds'], res['gts'], res['idx'] = preds, gts, [i for i, _ in pairs]
-    res['rles'] = [rles for _, (_, _, rles) in pairs]
+    res |= dict(preds=preds, gts=gts, idx=[i for i, _ in pairs], rles=[rles for _, (_, _, rles) in pairs])
     return res
 
 # %% ../nbs/06c_train.ipynb #6f5d7f32
