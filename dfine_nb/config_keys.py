@@ -139,7 +139,7 @@ class TrainOptim(TrainLoop):
     label_smoothing: float = setting(0.0, 'label smoothing of the classification targets')
     mask_weights: dict[str, float] = setting({'mask': 5.0, 'dice': 5.0},
                                              'task=segment: weights of the mask terms (sigmoid BCE, Dice; Mask DINO)')
-    mask_points: int = setting(3136, 'task=segment: points sampled per matched mask for its loss (importance sampling)')
+    mask_points: int = setting(784, 'task=segment: points sampled per matched mask for its loss (importance sampling)')
 
 # %% ../nbs/00_config_keys.ipynb #0ba6b0e8
 @dataclass
