@@ -454,6 +454,9 @@ def _export_graphs(cfg:Config, ckpt:Path, formats:Sequence[str], n_images:int, t
     settings = cfg.export
     if settings.dynamic_input: logger.warning(DYNAMIC_INPUT_WARNING)
     fused, meta = FusedDetector.from_checkpoint(ckpt, settings.dynamic_input)
+    if meta['task'] == 'segment':
+        raise NotImplementedError(f'{ckpt}: a segment model; graphs with masks are not built yet '
+                                  '(export.formats=[release, hf] write its detector; load_predictor(best.pt) gives masks)')
     ref = TorchRuntime(ckpt, device='cpu', module=fused, meta=meta)
     fmeta = export_meta(meta, max_batch_size=settings.max_batch_size, dynamic_input=settings.dynamic_input,
                         opset=settings.opset, checkpoint=ckpt.name,

@@ -54,7 +54,7 @@ def _take(module:nn.Module):
 # %% ../nbs/03c_mask_head.ipynb #c5183d49
 class DFINESeg(DFINE):
     "D-FINE with a mask head: the detector's outputs plus mask embeddings (train) or mask logits (eval)."
-    def __init__(self, backbone, encoder, decoder, mask_dim:int=64):
+    def __init__(self, backbone, encoder, decoder, mask_dim:int=64, shared_grad:bool=True):
         super().__init__(backbone, encoder, decoder)
         self.encoder_levels = list(range(len(backbone.return_idx)))
         self.c4_extra = 0 not in backbone.return_idx      # the stride-4 stage is returned for the masks only
@@ -62,6 +62,7 @@ class DFINESeg(DFINE):
         c4 = list(HGNetv2.arch_configs[backbone.arch]['stage_config'].values())[0][2]
         self.mask_head = MaskHead(c4, decoder.hidden_dim, mask_dim)
         for head in decoder.dec_score_head: head.register_forward_pre_hook(_keep_input)
+        self.shared_grad = shared_grad   # the mask loss also trains the detector's features (see below)
 
 # %% ../nbs/03c_mask_head.ipynb #20c8f5b4
 @patch
@@ -69,12 +70,13 @@ def forward(self:DFINESeg, x, targets=None, dn_inputs=None):
     stages = self.backbone(x)
     feats = self.encoder(stages[1:] if self.c4_extra else stages)
     out = self.decoder(feats, targets, dn_inputs=dn_inputs)
-    features = self.mask_head.features(stages[0], feats[0])
+    shared = (lambda t: t) if self.shared_grad else torch.Tensor.detach     # what the mask loss may train
+    features = self.mask_head.features(shared(stages[0]), shared(feats[0]))
     queries = [_take(head) for head in self.decoder.dec_score_head]
     if not self.training:
         last = next(q for q in reversed(queries) if q is not None)
         return out | dict(pred_masks=mask_logits(self.mask_head.embed(last), features))
-    return self._train_masks(out, [self.mask_head.embed(q) for q in queries], features)
+    return self._train_masks(out, [self.mask_head.embed(shared(q)) for q in queries], features)
 
 # %% ../nbs/03c_mask_head.ipynb #f609a683
 @patch

@@ -35,7 +35,7 @@ from .metrics import (evaluate, scalar_metrics, SWEEP_THRESHOLDS, save_best_thre
 # %% ../nbs/06c_train.ipynb #b405cfb2
 from .tracking import plot_curves, Loggers, STALL_MAP50, stall_check_epoch, stall_warning
 from .optim import (usable_cores, configure_threads, param_groups, build_optimizer, build_scheduler, ModelEMA,
-                            freeze, amp_settings)
+                            freeze, amp_settings, clip_gradients)
 from .distributed import (dist_env, init_distributed, is_main, gather_lists, from_main, leave_distributed,
                                   train_processes, process_batch_size, wrap_ddp, launch_command, run_dir,
                                   check_input_size, launch_training, train_in_child)
@@ -99,7 +99,7 @@ def build_data(self:Trainer):
 def build_model(self:Trainer):
     "D-FINE for the config's classes, from pretrained weights if asked, frozen as asked, on the device, DDP-wrapped."
     cfg, train_cfg = self.cfg, self.cfg.train
-    model = build_model(cfg.model_name, num_classes(cfg), cfg.task,
+    model = build_model(cfg.model_name, num_classes(cfg), cfg.task, shared_grad=train_cfg.mask_shared_grad,
                         **({'eval_spatial_size': None} | train_cfg.model_overrides))
     pretrained = pretrained_from_config(cfg)                # None from scratch; the cache file of a release (03d)
     if pretrained is not None:
@@ -271,7 +271,7 @@ def optimizer_step(self:Trainer, targets, max_bad_batches:int) -> bool:
     "Unscale, clip, step (skipped when the gradient is not finite), schedule, EMA; False when skipped."
     clip = self.cfg.train.clip_max_norm
     self.scaler.unscale_(self.opt)
-    norm = nn.utils.clip_grad_norm_(self.raw.parameters(), clip if clip > 0 else float('inf'))
+    norm = clip_gradients(self.raw, clip if clip > 0 else float('inf'))
     if not torch.isfinite(norm) and not self.scaler.is_enabled():
         self.opt.zero_grad(set_to_none=True)
         self.skip_batch(targets, f'gradient norm {norm.item()}', max_bad_batches)
