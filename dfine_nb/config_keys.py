@@ -140,8 +140,8 @@ class TrainOptim(TrainLoop):
     mask_weights: dict[str, float] = setting({'mask': 5.0, 'dice': 5.0},
                                              'task=segment: weights of the mask terms (sigmoid BCE, Dice; Mask DINO)')
     mask_points: int = setting(784, 'task=segment: points sampled per matched mask for its loss (importance sampling)')
-    mask_shared_grad: bool = setting(False, "task=segment: the mask loss also trains the detector's features (Mask DINO); "
-                                     'off: the mask branch learns on detached features and cannot slow detection')
+    mask_shared_grad: float = setting(0.0, "task=segment: the share of the mask loss's gradient that reaches the detector's "
+                                      'features (1: Mask DINO; 0: the mask branch learns alone and cannot slow detection)')
 
 # %% ../nbs/00_config_keys.ipynb #0ba6b0e8
 @dataclass

@@ -95,7 +95,7 @@ def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
                 num_classes:int=80, # classes of the score heads
                 task:str='detect',  # 'segment' adds the mask head (03c_mask_head)
                 mask_dim:int=64,    # channels of the mask features (segment)
-                shared_grad:bool=True, # segment: the mask loss also trains the detector's features
+                shared_grad:float=1., # segment: the share of the mask loss's gradient reaching the detector
                 **overrides)->DFINE: # see `model_kwargs`, e.g. hidden_dim=64, eval_spatial_size=[640, 640]
     "A randomly initialised D-FINE of a released size (weights: `load_weights`)."
     mask = dict(mask_dim=mask_dim, shared_grad=shared_grad) if task == 'segment' else None
