@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .core import Augs, MosaicAugs, Config, load_config, logger, resolve_path
-from .boxes import boxes_to_net
-from .data import (PAD_VALUE, MaskMap, YoloDataset, collate, draw_sample, ensure_sample_dataset, letterbox,
+from .data import (PAD_VALUE, MaskMap, YoloDataset, collate, draw_sample, ensure_sample_dataset,
                            Letterbox, make_loader, read_split)
 
 # %% ../nbs/02_augment.ipynb #49e93412

@@ -140,8 +140,9 @@ class TrainOptim(TrainLoop):
     mask_weights: dict[str, float] = setting({'mask': 5.0, 'dice': 5.0},
                                              'task=segment: weights of the mask terms (sigmoid BCE, Dice; Mask DINO)')
     mask_points: int = setting(784, 'task=segment: points sampled per matched mask for its loss (importance sampling)')
-    mask_shared_grad: float = setting(0.0, "task=segment: the share of the mask loss's gradient that reaches the detector's "
-                                      'features (1: Mask DINO; 0: the mask branch learns alone and cannot slow detection)')
+    mask_shared_grad: float = setting(0.0, "task=segment: the share of the mask loss's gradient that reaches the "
+                                      "detector's features (1: Mask DINO; 0: the mask branch learns alone and cannot "
+                                      'slow detection)')
 
 # %% ../nbs/00_config_keys.ipynb #0ba6b0e8
 @dataclass
@@ -192,8 +193,8 @@ class Export:
     "Export to ONNX / OpenVINO / TensorRT, and files other tools load."
     formats: list[str] = setting(['onnx', 'openvino', 'tensorrt'],
                                  'what `dfine export` writes: onnx, openvino (fp32 and fp16 IR), tensorrt (skipped '
-                                 "without a GPU), release (the authors' checkpoint format and config), hf (a transformers "
-                                 'folder)')
+                                 "without a GPU), release (the authors' checkpoint format and config), hf (a "
+                                 'transformers folder)')
     half: bool = setting(True, 'fp16 TensorRT engine and fp16-compressed OpenVINO IR')
     max_batch_size: int = setting(1, 'largest batch of the exported graphs (dynamic batch 1..N)')
     dynamic_input: bool = setting(False, 'letterbox without grey padding at inference (hurts accuracy: absolute '

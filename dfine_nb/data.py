@@ -18,7 +18,6 @@ import math, os
 from collections import Counter
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional, Sequence
-import cv2
 import numpy as np
 import torch
 from fastcore.basics import patch
@@ -167,11 +166,12 @@ class MaskMap(NamedTuple):
 # %% ../nbs/01f_data.ipynb #caf3889e
 @patch
 def stack(self:MaskMap) -> tuple[np.ndarray, np.ndarray]:
-    "(masks bool [N, h, w], has_mask bool [N]): one mask per row; a box row's mask is empty, its has_mask False."
-    has_mask = self.ids > 0
+    ("(masks bool [N, h, w], has_mask bool [N]): one mask per row. has_mask is False for a box row and for a polygon "
+     "that covers no pixel here (zero area, cropped away, hidden by a smaller object): no mask term trains on it, and "
+     "mask metrics leave it out, as they do rows without a mask.")
     masks = self.pixels[None] == self.ids[:, None, None]
-    masks[~has_mask] = False
-    return masks, has_mask
+    masks[self.ids == 0] = False
+    return masks, masks.any((1, 2))
 
 # %% ../nbs/01f_data.ipynb #fa15438e
 def _polygon_pixels(xy:np.ndarray, w:int, h:int) -> Optional[tuple]:

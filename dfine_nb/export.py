@@ -456,7 +456,8 @@ def _export_graphs(cfg:Config, ckpt:Path, formats:Sequence[str], n_images:int, t
     fused, meta = FusedDetector.from_checkpoint(ckpt, settings.dynamic_input)
     if meta['task'] == 'segment':
         raise NotImplementedError(f'{ckpt}: a segment model; graphs with masks are not built yet '
-                                  '(export.formats=[release, hf] write its detector; load_predictor(best.pt) gives masks)')
+                                  '(export.formats=[release, hf] write its detector; load_predictor(best.pt) '
+                                  'gives masks)')
     ref = TorchRuntime(ckpt, device='cpu', module=fused, meta=meta)
     fmeta = export_meta(meta, max_batch_size=settings.max_batch_size, dynamic_input=settings.dynamic_input,
                         opset=settings.opset, checkpoint=ckpt.name,

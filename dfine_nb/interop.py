@@ -18,10 +18,11 @@ from .backends import load_checkpoint
 
 # %% ../nbs/07a_interop.ipynb #c8153d46
 def detector_state(model:DFINE) -> dict:
-    "The model's state dict without a segment model's mask head (which the authors' code and transformers lack), said once."
+    "The state dict without a segment model's mask head (the authors' code and transformers have none), said once."
     sd = model.state_dict()
     dropped = [k for k in sd if k.startswith('mask_head.')]
-    if dropped: logger.warning(f'a segment model: its mask head ({len(dropped)} tensors) is left out; the detector is written')
+    if dropped: logger.warning(f'a segment model: its mask head ({len(dropped)} tensors) is left out; '
+                               'the detector is written')
     return {k: v for k, v in sd.items() if not k.startswith('mask_head.')}
 
 # %% ../nbs/07a_interop.ipynb #7865d54a

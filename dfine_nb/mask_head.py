@@ -56,7 +56,6 @@ class DFINESeg(DFINE):
     "D-FINE with a mask head: the detector's outputs plus mask embeddings (train) or mask logits (eval)."
     def __init__(self, backbone, encoder, decoder, mask_dim:int=64, shared_grad:float=1.):
         super().__init__(backbone, encoder, decoder)
-        self.encoder_levels = list(range(len(backbone.return_idx)))
         self.c4_extra = 0 not in backbone.return_idx      # the stride-4 stage is returned for the masks only
         backbone.return_idx = sorted({0, *backbone.return_idx})
         c4 = list(HGNetv2.arch_configs[backbone.arch]['stage_config'].values())[0][2]

@@ -60,7 +60,8 @@ class SegCriterion(DFINECriterion):
                  **kw): # `DFINECriterion` arguments
         super().__init__(**kw)
         weights = MASK_WEIGHTS | dict(mask_weights or {})
-        if set(weights) != set(MASK_WEIGHTS): raise ValueError(f'mask_weights: unknown terms {set(weights) - set(MASK_WEIGHTS)}')
+        unknown = set(weights) - set(MASK_WEIGHTS)
+        if unknown: raise ValueError(f'mask_weights: unknown terms {sorted(unknown)}')
         self.weight_dict |= {'loss_mask': weights['mask'], 'loss_dice': weights['dice']}
         self.num_points, self.oversample, self.importance = num_points, oversample, importance
 
@@ -102,6 +103,5 @@ def make_criterion(cfg:Config) -> DFINECriterion:
     train = cfg.train
     kw = dict(cls_loss=train.loss, label_smoothing=train.label_smoothing, nonfinite='raise')
     if cfg.task != 'segment': return DFINECriterion(**kw)
-    unknown = set(train.mask_weights) - set(MASK_WEIGHTS)
-    if unknown: raise ConfigError(f'train.mask_weights: unknown terms {sorted(unknown)}; expected {list(MASK_WEIGHTS)}')
-    return SegCriterion(train.mask_weights, train.mask_points, **kw)
+    try: return SegCriterion(train.mask_weights, train.mask_points, **kw)
+    except ValueError as err: raise ConfigError(f'train.{err}') from None   # unknown mask_weights terms

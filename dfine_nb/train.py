@@ -448,11 +448,12 @@ def score_splits(self:Trainer, loaders:dict, best_epoch:int) -> list[dict]:
             self.cfg = copy.deepcopy(self.cfg)
             self.cfg.train.conf_thresh = val_thresh
         res = self.evaluate_split(loaders.get(split), ds, sweep=True, gather=False)
+        masks = mask_part(res) if segment else None                    # the threshold follows the masks
         if split == 'val':
-            val_thresh = (mask_part(res) if segment else res)['best_conf_thresh']
-            save_best_threshold(self.out, mask_part(res) if segment else res, split='val')
+            val_thresh = (masks or res)['best_conf_thresh']
+            save_best_threshold(self.out, masks or res, split='val')
         save_eval_report(res, self.out / 'plots' / split)
-        if segment: save_eval_report(mask_part(res), self.out / 'plots' / f'{split}_masks')
+        if segment: save_eval_report(masks, self.out / 'plots' / f'{split}_masks')
         self.save_visuals(res, ds, f'eval_preds_{split}', n=12)
         rows.append(self.report_split(split, res, best_epoch))
     return rows
