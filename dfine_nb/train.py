@@ -330,8 +330,7 @@ def predict_split(model:nn.Module, loader, device:torch.device, keep_ratio:bool,
 def evaluate_split(self:Trainer, loader, ds, sweep:bool=False, gather:bool=True) -> dict|None:
     "Predict `loader` with the EMA model (each rank its shard, gathered); score on rank 0 (None on the other ranks)."
     train_cfg = self.cfg.train
-    amp_dtype = self.amp_dtype if self.amp else None
-    pairs = predict_split(self.eval_model, loader, self.device, train_cfg.keep_ratio, amp_dtype)
+    pairs = predict_split(self.eval_model, loader, self.device, train_cfg.keep_ratio, self.amp_dtype)
     if gather: pairs = gather_lists(pairs)
     if not is_main(): return None
     pairs = sorted({i: rest for i, *rest in pairs}.items())
