@@ -210,6 +210,7 @@ class Infer:
     to_crop: bool = setting(True, 'save a crop of every detection')
     paddings: dict[str, float] = setting({'w': 0.05, 'h': 0.05},
                                          'crop padding: int = pixels, float = fraction of the image size')
+    mask_crops: bool = setting(False, 'segment models: crops as PNG whose alpha is the mask (transparent around it)')
     track: bool = setting(True, 'video detections get track ids across frames (ByteTrack-style, 11_infer)')
     track_max_missed: int = setting(30, 'frames a tracked object may go undetected before its id is retired')
     backend: str = setting('torch', 'model file infer and check_errors run, named as `dfine bench` names them: torch '

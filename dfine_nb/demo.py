@@ -146,7 +146,7 @@ def _model_pickers(gr, models:DemoModels)->tuple:
     return backend, conf
 
 # %% ../nbs/13_demo.ipynb #e96a8e03
-def _image_tab(gr, models:DemoModels, names:dict, examples:Sequence):
+def _image_tab(gr, models:DemoModels, names:dict, examples:Sequence, columns:Sequence[str]=IMAGE_COLUMNS):
     "The Image tab: an image, the model, threshold and classes in; drawn detections, their table and a summary out."
     def on_image(img, backend, conf, classes):
         if img is None: raise gr.Error('Upload an image first.')
@@ -162,7 +162,7 @@ def _image_tab(gr, models:DemoModels, names:dict, examples:Sequence):
             with gr.Column():
                 drawn = gr.Image(type='numpy', label='detections', format='png', interactive=False)
                 summary = gr.Markdown()
-                table = gr.Dataframe(label='boxes (pixels of the original image)', headers=IMAGE_COLUMNS,
+                table = gr.Dataframe(label='boxes (pixels of the original image)', headers=list(columns),
                                      interactive=False)
         if examples: gr.Examples([[str(path)] for path in examples], inputs=[img])
         detect_button.click(on_image, [img, backend, conf, classes], [drawn, table, summary], api_name='detect')
@@ -225,14 +225,15 @@ def make_app(models:DemoModels, cfg:Config, # the `infer` settings for videos
              title:str='D-FINE')->'gradio.Blocks':
     "The Gradio Blocks of the demo: image, video, model and errors tabs."
     gr = _gradio()
-    names = models[models.default].label_to_name            # also loads the default model before the page opens
+    pred = models[models.default]                           # loads the default model before the page opens
+    names, segment = pred.label_to_name, pred.runtime.meta.get('task') == 'segment'
     # the videos' outputs; removed with the app (gradio serves copies from its cache)
     work = tempfile.TemporaryDirectory(prefix='dfine_app_')
     # gradio's copies of uploads and results: kept an hour
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         app.dfine_workdir = work
         gr.Markdown(f'# {title}\n`{models.exp}` · classes: {", ".join(names.values())}')
-        _image_tab(gr, models, names, examples)
+        _image_tab(gr, models, names, examples, IMAGE_COLUMNS + ['polygon'] * segment)
         _video_tab(gr, models, cfg, work.name)
         _model_tab(gr, models.exp)
         _errors_tab(gr, models.exp)

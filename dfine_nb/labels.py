@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['SPLIT_FOLDERS', 'write_yolo_labels', 'YoloRows', 'read_yolo_rows', 'read_yolo_labels', 'write_detections',
            'label_path', 'has_objects', 'write_names', 'split_dir', 'split_file', 'read_split', 'make_splits',
-           'folder_splits', 'split_dataset', 'refresh_splits', 'link_split_folders', 'yolo_to_coco', 'coco_to_yolo']
+           'folder_splits', 'split_dataset', 'refresh_splits', 'link_split_folders', 'yolo_to_coco', 'mask_polygon',
+           'coco_to_yolo']
 
 # %% ../nbs/01b_labels.ipynb #be5fbde4
 import csv, hashlib, json, math, os, shlex, shutil
@@ -93,9 +94,12 @@ def read_yolo_labels(path_or_text, is_text:bool=False):
     return rows.labels, rows.boxes, rows.lines, rows.problems
 
 # %% ../nbs/01b_labels.ipynb #1290744a
-def write_detections(path, dets, w:int, h:int) -> Path:
+def write_detections(path, dets, w:int, h:int,
+                     polygons:bool=False) -> Path: # YOLO-seg rows of the masks' outlines (`mask_polygon`)
     "Write `Detections` (xyxy pixels of a `w` x `h` image) as a YOLO label file, scores dropped."
-    return write_yolo_labels(path, dets.labels, box_xyxy_to_cxcywh(boxes_to_normalized(dets.boxes, w, h)))
+    boxes = box_xyxy_to_cxcywh(boxes_to_normalized(dets.boxes, w, h))
+    if not polygons or dets.masks is None: return write_yolo_labels(path, dets.labels, boxes)
+    return write_yolo_labels(path, dets.labels, boxes, [mask_polygon(m) for m in dets.masks])
 
 # %% ../nbs/01b_labels.ipynb #dc04018c
 def label_path(data_path, name:str) -> Path:
@@ -360,6 +364,14 @@ def _mask_outlines(mask:np.ndarray) -> list[np.ndarray]:
         outlines.append(xy[np.any(xy != np.roll(xy, 1, 0), axis=1)])  # a concave corner comes twice: keep one
     return outlines
 
+# %% ../nbs/01b_labels.ipynb #67724587
+def mask_polygon(mask:np.ndarray) -> Optional[np.ndarray]:
+    "The normalised [k, 2] YOLO-seg polygon of a binary mask [h, w] (outlines joined, holes filled); None when empty."
+    parts = _mask_outlines(mask)
+    if not parts: return None
+    h, w = mask.shape
+    return np.clip(_join_parts(parts) / (w, h), 0, 1)
+
 # %% ../nbs/01b_labels.ipynb #eb4ec81c
 def _rle_mask(seg:dict, h:int, w:int) -> Optional[np.ndarray]:
     "The uint8 [h, w] mask of a COCO RLE (`counts` a list, or the compressed string); None for one of another size."
@@ -370,11 +382,9 @@ def _coco_polygon(seg, w:int, h:int) -> Optional[np.ndarray]:
     "The normalised [k, 2] polygon of a COCO `segmentation` (parts joined, an RLE outlined); None if it can't be read."
     if isinstance(seg, dict) and 'counts' in seg:
         mask = _rle_mask(seg, h, w)
-        parts = [] if mask is None else _mask_outlines(mask)
-    elif isinstance(seg, list):
-        parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in seg
-                 if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
-    else: parts = []
+        return None if mask is None else mask_polygon(mask)
+    parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in (seg if isinstance(seg, list) else [])
+             if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
     if not parts: return None
     return np.clip(_join_parts(parts) / (w, h), 0, 1)
 

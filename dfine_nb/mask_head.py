@@ -6,6 +6,7 @@
 __all__ = ['MaskHead', 'mask_logits', 'DFINESeg', 'scale_grad', 'paste_masks', 'with_masks']
 
 # %% ../nbs/03c_mask_head.ipynb #6977eec5
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,7 +41,7 @@ def mask_logits(embed:torch.Tensor, # [B, Q, D] mask embeddings
                 features:torch.Tensor # [B, D, h, w] mask feature map
                ) -> torch.Tensor: # [B, Q, h, w]
     "Every query's mask logits: the dot product of its embedding with the feature map at each cell."
-    return torch.einsum('bqd,bdhw->bqhw', embed, features)
+    return (embed @ features.flatten(2)).view(*embed.shape[:2], *features.shape[-2:])   # a MatMul in exported graphs
 
 # %% ../nbs/03c_mask_head.ipynb #3e3cf5ec
 def _keep_input(module:nn.Module, args):
@@ -53,7 +54,7 @@ def _take(module:nn.Module):
 
 # %% ../nbs/03c_mask_head.ipynb #c5183d49
 class DFINESeg(DFINE):
-    "D-FINE with a mask head: the detector's outputs plus mask embeddings (train) or mask logits (eval)."
+    "D-FINE with a mask head: the detector's outputs plus mask embeddings and the mask feature map."
     def __init__(self, backbone, encoder, decoder, mask_dim:int=64, shared_grad:float=1.):
         super().__init__(backbone, encoder, decoder)
         self.c4_extra = 0 not in backbone.return_idx      # the stride-4 stage is returned for the masks only
@@ -80,7 +81,7 @@ def forward(self:DFINESeg, x, targets=None, dn_inputs=None):
     queries = [_take(head) for head in self.decoder.dec_score_head]
     if not self.training:
         last = next(q for q in reversed(queries) if q is not None)
-        return out | dict(pred_masks=mask_logits(self.mask_head.embed(last), features))
+        return out | dict(pred_mask_embed=self.mask_head.embed(last), mask_features=features)
     return self._train_masks(out, [self.mask_head.embed(shared(q)) for q in queries], features)
 
 # %% ../nbs/03c_mask_head.ipynb #f609a683
@@ -95,19 +96,35 @@ def _train_masks(self:DFINESeg, out:dict, embeds:list, features:torch.Tensor) ->
         layer.update(pred_mask_embed=embeds[i][:, :n_dn], mask_features=features)
     return out | dict(mask_features=features)
 
+# %% ../nbs/03c_mask_head.ipynb #09f65c83
+def _pixel_ranges(boxes, K:int, w:int, h:int) -> list:
+    "(x0, y0, x1, y1) pixel ranges of every pixel each box touches; the whole image when `boxes` is None."
+    if boxes is None: return [(0, 0, w, h)] * K
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    lo = np.clip(np.floor(b[:, :2]), 0, [w, h]).astype(int)
+    hi = np.clip(np.ceil(b[:, 2:]), 0, [w, h]).astype(int)
+    return np.concatenate([lo, hi], 1).tolist()
+
 # %% ../nbs/03c_mask_head.ipynb #bccc89d1
 def paste_masks(probs:torch.Tensor, # [K, h, w] mask probabilities on the network input's grid (any stride)
                 orig_wh, # (w, h) of the original image
                 input_wh, # (W, H) of the network input
                 keep_ratio:bool=True, # the input was letterboxed (else plainly resized)
-                thresh:float=0.5) -> torch.Tensor: # bool [K, h, w] at the original size
-    "Masks on the original image: upsampled to the input, the letterbox padding cut off, resized to the image."
+                thresh:float=0.5,
+                boxes=None) -> torch.Tensor: # [K, 4] xyxy on the original image: each mask is cut to its box
+    "Masks on the original image: each pixel's probability read where the pixel lies on the input, thresholded."
     (w, h), (W, H) = (int(v) for v in orig_wh), (int(v) for v in input_wh)
-    if len(probs) == 0: return torch.zeros(0, h, w, dtype=torch.bool)
+    out = torch.zeros(len(probs), h, w, dtype=torch.bool, device=probs.device)
     nw, nh, left, top = letterbox_params(w, h, W, H, keep_ratio)
-    full = F.interpolate(probs[None].float(), size=(H, W), mode='bilinear', align_corners=False)[0]
-    crop = full[:, top:top + nh, left:left + nw]
-    return F.interpolate(crop[None], size=(h, w), mode='bilinear', align_corners=False)[0] > thresh
+    gx = (left + (torch.arange(w, device=probs.device) + 0.5) * nw / w) / W * 2 - 1   # grid_sample's frame: -1..1
+    gy = (top + (torch.arange(h, device=probs.device) + 0.5) * nh / h) / H * 2 - 1
+    probs = probs.float()[:, None]
+    for k, (x0, y0, x1, y1) in enumerate(_pixel_ranges(boxes, len(probs), w, h)):
+        if x1 <= x0 or y1 <= y0: continue
+        grid = torch.stack(torch.meshgrid(gx[x0:x1], gy[y0:y1], indexing='xy'), -1)[None]
+        read = F.grid_sample(probs[k:k + 1], grid, padding_mode='border', align_corners=False)[0, 0]
+        out[k, y0:y1, x0:x1] = read > thresh
+    return out
 
 # %% ../nbs/03c_mask_head.ipynb #5f500d4f
 def with_masks(det:Detections, # one image's detections
@@ -115,7 +132,7 @@ def with_masks(det:Detections, # one image's detections
                orig_wh, # (w, h) of the original image
                input_wh=None, # (W, H) of the network input; None: 4x the grid (a plain resize needs no more)
                keep_ratio:bool=True)->Detections:
-    "`det` with `masks` (bool, original size) from `paste_masks`."
+    "`det` with `masks` (bool, original size, cut to their boxes) from `paste_masks`."
     input_wh = input_wh or (probs.shape[-1] * 4, probs.shape[-2] * 4)
-    masks = paste_masks(probs, orig_wh, input_wh, keep_ratio).cpu().numpy()
+    masks = paste_masks(probs, orig_wh, input_wh, keep_ratio, boxes=det.boxes).cpu().numpy()
     return Detections(det.labels, det.boxes, det.scores, masks)

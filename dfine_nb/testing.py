@@ -43,6 +43,14 @@ def fixture_threads(n:int=2):
     try: yield
     finally: torch.set_num_threads(old)
 
+# %% ../nbs/00b_testing.ipynb #d7705609
+@torch.no_grad()
+def _lift_masks(head:torch.nn.Module, logit:float=2.):
+    "Add `logit` to every mask logit of a random mask head: its masks are otherwise empty (tiny negative logits)."
+    u = torch.nn.functional.normalize(torch.randn(head.out.out_channels), dim=0)
+    head.out.bias.copy_(u * logit ** 0.5)                 # a constant direction of the map ...
+    head.embed.layers[-1].bias.copy_(u * logit ** 0.5)    # ... that every embedding points along
+
 # %% ../nbs/00b_testing.ipynb #6f301b33
 @torch.no_grad()
 def _spread_heads(model:torch.nn.Module, noise:float):
@@ -52,6 +60,7 @@ def _spread_heads(model:torch.nn.Module, noise:float):
         elif 'score_head' in name or 'bbox_head' in name:
             spread = param.std() if param.numel() > 1 and param.std() > 0 else 0.1
             param.add_(torch.randn_like(param) * noise * spread)
+    if hasattr(model, 'mask_head'): _lift_masks(model.mask_head)
 
 # %% ../nbs/00b_testing.ipynb #c7feb3de
 def random_checkpoint(cfg:Config, # model_name, label_to_name, img_size, keep_ratio, model_overrides

@@ -24,7 +24,7 @@ from .core import (Config, ConfigError, describe_derived, logger, num_classes, s
 from .boxes import Detections
 from .data import ensure_splits, read_split, read_image, prepare_data, write_names, rasterise
 from .augment import build_loaders, save_debug_images
-from .model import build_model, PostProcess
+from .model import build_model, PostProcess, top_queries
 from .weights import load_weights, pretrained_from_config, safe_load, save_checkpoint, model_meta
 from .mask_head import DFINESeg
 from .mask_loss import make_criterion
@@ -314,12 +314,12 @@ def predict_split(model:nn.Module, loader, device:torch.device, keep_ratio:bool,
      "`loader`; a segment model keeps its top 100 per image (COCO's cap), their masks encoded at once.")
     model.eval()
     segment = isinstance(model, DFINESeg)
-    post, preds = PostProcess(100 if segment else 300, keep_ratio=keep_ratio), []
+    post, preds = PostProcess(top_queries('segment' if segment else 'detect'), keep_ratio=keep_ratio), []
     for images, targets in loader:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             outputs = model(images.to(device))
         sizes_wh = torch.stack([x['orig_size'].flip(-1) for x in targets]).to(device)
-        outputs = {k: outputs[k].float() for k in ('pred_logits', 'pred_boxes', 'pred_masks') if k in outputs}
+        outputs = {k: v.float() for k, v in outputs.items() if torch.is_tensor(v)}     # amp: back to float32
         for x, d in zip(targets, post.detections(outputs, sizes_wh, (images.shape[-1], images.shape[-2]))):
             rles = None if d.masks is None else encode_masks(d.masks)
             preds.append((int(x['idx']), tuple(x['orig_size'].tolist()), Detections(d.labels, d.boxes, d.scores), rles))
