@@ -196,11 +196,13 @@ def _csv_table(gr, path:Path, title:str, cols:Optional[Sequence[str]]=None):
 
 # %% ../nbs/13_demo.ipynb #bc26d2db
 def _model_tab(gr, exp:Path):
-    "The Model tab: the test metrics of training, and the table and plot of `dfine bench` when it has run."
+    ("The Model tab: the test metrics of training, and the table and plot of `dfine bench` when it has run (a segment "
+     "model's mask columns too).")
     with gr.Tab('Model'):
         _csv_table(gr, exp / 'final_metrics.csv', 'best.pt after training (`final_metrics.csv`)')
         _csv_table(gr, exp / 'bench.csv', 'Every backend on one split (`dfine bench`)',
-                   ['backend', 'file', 'split', 'mAP_50', 'mAP_50_95', 'f1', 'latency_ms', 'latency_p90_ms', 'speedup'])
+                   ['backend', 'file', 'split', 'mAP_50', 'mAP_50_95', 'f1', 'mask_mAP_50', 'mask_mAP_50_95', 'mask_f1',
+                    'latency_ms', 'latency_p90_ms', 'speedup'])
         plot = exp / 'plots' / 'bench.png'
         if plot.is_file(): gr.Image(str(plot), show_label=False, interactive=False)
 
