@@ -22,13 +22,15 @@ def _plot_series(ax, df:pd.DataFrame, keys, **settings):
     ax.grid(alpha=.3)
 
 # %% ../nbs/06_tracking.ipynb #13c897e9
-def plot_curves(history:list[dict], path, metrics=('mAP_50', 'mAP_50_95', 'f1')) -> Path:
-    "Loss and validation metrics per epoch, one figure."
+def plot_curves(history:list[dict], path, # rows of metrics.csv; the output .png
+                metrics=('mAP_50', 'mAP_50_95', 'f1', 'mask_mAP_50', 'mask_mAP_50_95', 'mask_f1')) -> Path:
+    "Loss and validation metrics per epoch, one figure (the mask ones of a segment run too: those the rows have)."
     from matplotlib.figure import Figure   # no pyplot: the caller's backend (a notebook's inline one) stays as it is
     df = pd.DataFrame(history)
     fig = Figure(figsize=(11, 4))
     ax_loss, ax_val = fig.subplots(1, 2)
-    _plot_series(ax_loss, df, ('loss', 'loss_vfl', 'loss_mal', 'loss_focal', 'loss_bbox', 'loss_giou'),
+    losses = ('loss', 'loss_vfl', 'loss_mal', 'loss_focal', 'loss_bbox', 'loss_giou', 'loss_mask', 'loss_dice')
+    _plot_series(ax_loss, df, losses,
                  ylabel='train loss', yscale='log', title='training loss')
     _plot_series(ax_val, df, metrics, ylim=(0, 1), title='validation')
     fig.tight_layout()
