@@ -20,7 +20,7 @@ from .images import draw_detections
 from .metrics import load_best_threshold
 from .backends import Predictor, load_predictor
 from .bench import bench_files
-from .infer import infer_video, detections_table, output_stem, DISPLAY_DECIMALS
+from .infer import infer_video, detections_table, output_stem, DISPLAY_DECIMALS, ERROR_FOLDERS
 
 # %% ../nbs/13_demo.ipynb #0d0274ca
 def _gradio():
@@ -108,12 +108,13 @@ def detect_video(pred:Predictor, path, # a video file OpenCV can read
     return out / 'videos' / f'{path.stem}.webm', table, summary
 
 # %% ../nbs/13_demo.ipynb #4fd15859
-ERROR_KINDS = ['fp', 'wrong_class', 'fn']
+ERROR_KINDS = ['fp', 'wrong_class', 'fn', 'bad_mask']
 
 def _error_counts(errors:pd.DataFrame)->pd.DataFrame:
     "Mistakes per class name and kind, with their total, the class with most first."
+    kinds = [k for k in ERROR_KINDS if k != 'bad_mask' or (errors.kind == k).any()]   # masks: segment models only
     counts = (errors.groupby(['name', 'kind']).size().unstack(fill_value=0)
-              .reindex(columns=ERROR_KINDS, fill_value=0).rename_axis(columns=None))
+              .reindex(columns=kinds, fill_value=0).rename_axis(columns=None))
     return counts.assign(total=counts.sum(axis=1)).sort_values('total', ascending=False).reset_index()
 
 # %% ../nbs/13_demo.ipynb #10924585
@@ -122,7 +123,7 @@ def _error_gallery(folder:Path, errors:pd.DataFrame)->list:
     gallery = []
     for file, rows in sorted(errors.groupby('file'), key=lambda group: -len(group[1])):
         stem = output_stem(file)
-        drawn = (folder / 'FPs' / f'{stem}.jpg', folder / 'FNs' / f'{stem}.jpg')
+        drawn = [folder / sub / f'{stem}.jpg' for sub in ERROR_FOLDERS]
         img = next((path for path in drawn if path.is_file()), None)
         kinds = rows.kind.value_counts()
         caption = f'{Path(file).name}: ' + ', '.join(f'{kinds[kind]} {kind}' for kind in ERROR_KINDS if kind in kinds)
@@ -217,7 +218,7 @@ def _errors_tab(gr, exp:Path):
             return
         gr.Markdown('### Mistakes on the labelled split at the saved threshold (`dfine check_errors`)\n'
                     'fp: a detection matching no object; wrong_class: on an object of another class; '
-                    'fn: an object nothing detected.')
+                    'fn: an object nothing detected; bad_mask: an object found with a poor mask.')
         gr.Dataframe(counts, interactive=False, show_label=False)
         gr.Gallery(gallery, label='ground truth and predictions, most mistakes first', columns=4, height='auto')
 

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PARITY_TOL', 'DYNAMIC_INPUT_WARNING', 'GRAPH_FORMATS', 'FILE_FORMATS', 'export_onnx', 'export_openvino', 'keep_fp32',
-           'export_tensorrt', 'paired_mask_iou', 'compare_detections', 'ParityError', 'parity_check', 'assert_parity',
-           'parity_images', 'export', 'META_KEY', 'OV_PRECISIONS', 'RUNTIMES', 'checkpoint_meta', 'load_checkpoint',
-           'rect_size', 'preprocess', 'FusedDetector', 'export_meta', 'parse_meta', 'Runtime', 'TorchRuntime',
-           'OnnxRuntime', 'OpenVINORuntime', 'import_tensorrt', 'tensorrt_available', 'TensorRTRuntime', 'open_runtime']
+           'export_tensorrt', 'compare_detections', 'ParityError', 'parity_check', 'assert_parity', 'parity_images',
+           'export', 'META_KEY', 'OV_PRECISIONS', 'RUNTIMES', 'checkpoint_meta', 'load_checkpoint', 'rect_size',
+           'preprocess', 'FusedDetector', 'export_meta', 'parse_meta', 'Runtime', 'TorchRuntime', 'OnnxRuntime',
+           'OpenVINORuntime', 'import_tensorrt', 'tensorrt_available', 'TensorRTRuntime', 'open_runtime']
 
 # %% ../nbs/08_export.ipynb #efe249e4
 import contextlib, hashlib, json, math, time, warnings
@@ -26,7 +26,7 @@ from .data import read_split, read_image, sample_image
 from .encoder import HybridEncoder
 from .decoder import MSDeformableAttention
 from .metrics import load_best_threshold
-from .mask_metrics import mask_iou
+from .mask_metrics import paired_mask_iou
 from .mask_head import with_masks
 from .interop import save_release, save_hf, write_labelmap
 from .onnx_graph import simplify_onnx, fold_pads, fold_linear_convs
@@ -191,13 +191,6 @@ def export_tensorrt(onnx_path, # from `export_onnx` (its batch axis dynamic when
     logger.info(f'TensorRT {trt.__version__}: {engine_path} ({what}, batch 1..{max_batch_size}, '
                 f'{time.time() - start:.0f} s)')
     return engine_path
-
-# %% ../nbs/08_export.ipynb #1ec7d970
-def paired_mask_iou(a:np.ndarray, b:np.ndarray)->np.ndarray: # bool [N, H, W] each -> [N]
-    "IoU of each mask of `a` with the mask of `b` at the same index; 1 where both are empty (they agree)."
-    if not len(a): return np.zeros(0)
-    iou = np.diag(mask_iou(a, b))
-    return np.where(a.any((1, 2)) | b.any((1, 2)), iou, 1.)
 
 # %% ../nbs/08_export.ipynb #65305cbc
 def compare_detections(ref:Detections, # torch's, unfiltered (all K)
