@@ -304,11 +304,12 @@ DYNAMIC_INPUT_WARNING = (
 
 # %% ../nbs/08_export.ipynb #afbc98f6
 def parity_images(cfg:Config, n:int=4)->list:
-    "Up to `n` val images of the config's dataset (RGB uint8), or generated ones (square and not) when it has none."
+    ("Up to `n` val images of the config's dataset (RGB uint8), or generated ones (square and not) when it has none "
+     "(or its split lists files no longer there).")
     data = resolve_path(cfg, cfg.train.data_path)
-    imgs = [read_image(data / 'images' / name) for name in read_split(data, 'val')[:n]]
-    if imgs: return imgs
-    logger.info(f'parity check on generated images ({data} has no val split)')
+    paths = [path for path in (data / 'images' / name for name in read_split(data, 'val')) if path.is_file()][:n]
+    if paths: return [read_image(path) for path in paths]
+    logger.info(f'parity check on generated images ({data} has no val split, or not its images)')
     rng = np.random.default_rng(cfg.train.seed)
     return [sample_image(rng, w, h, 4)[0] for w, h in [(640, 480), (480, 640), (512, 512), (800, 450)][:n]]
 
