@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['IMG_EXTS', 'HEIF_EXTS', 'EXIF_ORIENTATION', 'PAD_VALUE', 'GT_COLOR', 'PRED_COLOR', 'PALETTE', 'list_images',
            'exif_orientation', 'to_rgb8', 'read_image', 'image_size', 'letterbox', 'Letterbox', 'class_name',
-           'draw_detections', 'ImageGrid', 'show_images', 'image_grid']
+           'mask_extent', 'draw_detections', 'ImageGrid', 'show_images', 'image_grid']
 
 # %% ../nbs/01a_images.ipynb #b36422bb
 import io, os
@@ -190,17 +190,26 @@ def _put_label(img:np.ndarray, text:str, box, color, font_scale:float, thickness
     cv2.putText(img, text, (x1 + 1, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thickness,
                 cv2.LINE_AA)
 
+# %% ../nbs/01a_images.ipynb #3b9000b6
+def mask_extent(mask:np.ndarray) -> Optional[tuple]:
+    "(rows, cols) slices of the smallest box holding a binary mask's pixels, None for an empty mask: work where it is."
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows): return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
 # %% ../nbs/01a_images.ipynb #ec0e9641
 def _draw_masks(img:np.ndarray, masks:np.ndarray, colors:list, alpha:float, lw:int):
     "Masks [N, H, W] on `img` (in place): a fill of opacity `alpha` in each one's colour, then its outline."
     if masks.shape[1:] != img.shape[:2]:
         raise ValueError(f'masks of {masks.shape[2]}x{masks.shape[1]} px on a {img.shape[1]}x{img.shape[0]} px image')
-    fill, covered = img.copy(), masks.any(0)
-    for mask, color in zip(masks, colors):
-        fill[mask] = color
+    fill, covered, extents = img.copy(), masks.any(0), [mask_extent(mask) for mask in masks]
+    for mask, color, ext in zip(masks, colors, extents):
+        if ext: fill[ext][mask[ext]] = color                       # each mask where it is, not over the whole image
     img[covered] = cv2.addWeighted(fill, alpha, img, 1 - alpha, 0)[covered]
-    for mask, color in zip(masks, colors):
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    for mask, color, ext in zip(masks, colors, extents):
+        if ext is None: continue
+        contours, _ = cv2.findContours(mask[ext].astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE,
+                                       offset=(ext[1].start, ext[0].start))
         cv2.drawContours(img, contours, -1, color, lw)
 
 # %% ../nbs/01a_images.ipynb #5a7a31b7

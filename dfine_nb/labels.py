@@ -19,7 +19,7 @@ import yaml
 from faster_coco_eval.core import mask as mask_api
 from .core import Config, resolve_path, logger, cache_root
 from .boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, boxes_to_pixels, boxes_to_normalized
-from .images import list_images, image_size
+from .images import list_images, image_size, mask_extent
 
 # %% ../nbs/01b_labels.ipynb #063f1f1e
 def _row_text(label, box, polygon=None) -> str:
@@ -95,11 +95,9 @@ def read_yolo_labels(path_or_text, is_text:bool=False):
 
 # %% ../nbs/01b_labels.ipynb #1290744a
 def write_detections(path, dets, w:int, h:int,
-                     polygons:bool=False) -> Path: # YOLO-seg rows of the masks' outlines (`mask_polygon`)
+                     polygons=None) -> Path: # per row a normalised polygon (`mask_polygon`) or None: YOLO-seg rows
     "Write `Detections` (xyxy pixels of a `w` x `h` image) as a YOLO label file, scores dropped."
-    boxes = box_xyxy_to_cxcywh(boxes_to_normalized(dets.boxes, w, h))
-    if not polygons or dets.masks is None: return write_yolo_labels(path, dets.labels, boxes)
-    return write_yolo_labels(path, dets.labels, boxes, [mask_polygon(m) for m in dets.masks])
+    return write_yolo_labels(path, dets.labels, box_xyxy_to_cxcywh(boxes_to_normalized(dets.boxes, w, h)), polygons)
 
 # %% ../nbs/01b_labels.ipynb #dc04018c
 def label_path(data_path, name:str) -> Path:
@@ -356,11 +354,14 @@ def _join_parts(parts:list[np.ndarray]) -> np.ndarray:
 # %% ../nbs/01b_labels.ipynb #4b2a91fb
 def _mask_outlines(mask:np.ndarray) -> list[np.ndarray]:
     "Outer outlines [k, 2] of a binary mask's regions, along pixel edges (pixel i covers [i, i + 1)); holes filled."
-    twice = np.repeat(np.repeat(mask.astype(np.uint8), 2, 0), 2, 1)    # a pixel as 2 x 2: contours on its halves
+    ext = mask_extent(mask)                                         # only where the mask is: a box of a large image
+    if ext is None: return []
+    sub = mask[ext]
+    twice = np.repeat(np.repeat(sub.astype(np.uint8), 2, 0), 2, 1)   # a pixel as 2 x 2: contours on its halves
     contours, _ = cv2.findContours(twice, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outlines = []
     for c in contours:
-        xy = ((c.reshape(-1, 2) + 1) // 2).astype(np.float64)   # a pixel's first half -> its left/top edge, etc.
+        xy = ((c.reshape(-1, 2) + 1) // 2 + (ext[1].start, ext[0].start)).astype(np.float64)   # half -> its edge
         outlines.append(xy[np.any(xy != np.roll(xy, 1, 0), axis=1)])  # a concave corner comes twice: keep one
     return outlines
 
