@@ -41,7 +41,7 @@ def checkpoint_meta(meta:dict, path=None)->dict:
                 img_size=[int(v) for v in meta['img_size']], keep_ratio=bool(meta.get('keep_ratio', False)),
                 label_to_name={int(k): str(v) for k, v in (meta.get('label_to_name') or {}).items()},
                 model_overrides=dict((cfg.get('train') or {}).get('model_overrides') or {}),
-                model_kwargs=meta.get('model_kwargs'),
+                model_kwargs=meta.get('model_kwargs'), mask_stride=int(meta.get('mask_stride', 4)),   # 4: older files
                 num_top_queries=int(meta.get('num_top_queries', top_queries(task))))
 
 # %% ../nbs/07_backends.ipynb #9a4384e2
@@ -51,7 +51,8 @@ def load_checkpoint(path, # a dfine_nb checkpoint (best.pt)
     state, _, raw = unwrap_checkpoint(safe_load(path), prefer='ema')
     meta = checkpoint_meta(raw, path)
     model = (dfine_from_kwargs(**meta['model_kwargs']) if meta['model_kwargs'] else
-             build_model(meta['model_name'], meta['num_classes'], meta['task'], **meta['model_overrides']))
+             build_model(meta['model_name'], meta['num_classes'], meta['task'], mask_stride=meta['mask_stride'],
+                         **meta['model_overrides']))
     try: load_weights(model, {'model': state}, strict=True, log=False)
     except RuntimeError as e:
         raise RuntimeError(f'{path}: the weights do not fit the model the checkpoint describes\n{e}') from None
@@ -96,7 +97,7 @@ def preprocess(images, # HWC uint8 RGB images: a list (any sizes) or one [N, h, 
 # %% ../nbs/07_backends.ipynb #89edbca8
 class FusedDetector(nn.Module):
     ("images [N,3,H,W] float 0..1 + orig_target_sizes [N,2] int64 (w, h) -> labels [N,K] int64, "
-     "boxes [N,K,4] xyxy px of the originals, scores [N,K] (and a segment model's masks [N,K,H/4,W/4], probabilities).")
+     "boxes [N,K,4] xyxy px of the originals, scores [N,K] (and a segment model's masks [N,K,H/s,W/s], probabilities).")
     def __init__(self, model:nn.Module, # a deployed D-FINE
                  keep_ratio:bool=True, # the training letterbox setting
                  num_top_queries:int=300, # K
@@ -173,7 +174,7 @@ class Runtime:
 # %% ../nbs/07_backends.ipynb #2e172f05
 GRAPH_INPUTS = ('images', 'orig_target_sizes')   # the authors' ONNX contract, in order
 GRAPH_OUTPUTS = ('labels', 'boxes', 'scores')
-MASK_OUTPUT = 'masks'                            # a segment model's 4th output: [N, K, H/4, W/4] mask probabilities
+MASK_OUTPUT = 'masks'                  # a segment model's 4th output: [N, K, H/s, W/s] probabilities, s its stride
 LEGACY_SIZES_INPUT = 'orig_sizes'                # the sizes input of dfine_nb graphs exported before issue 25
 
 def sizes_input_name(input_names)->str:

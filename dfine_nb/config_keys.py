@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SIZE_LRS', 'SCRATCH_LRS', 'setting', 'Augs', 'MosaicAugs', 'DDP', 'TrainSource', 'TrainLoop', 'TrainOptim',
-           'TrainChecks', 'TrainRecords', 'Split', 'Export', 'Infer', 'App']
+           'TrainMasks', 'TrainChecks', 'TrainRecords', 'Split', 'Export', 'Infer', 'App']
 
 # %% ../nbs/00_config_keys.ipynb #df06a21f
 import copy
@@ -137,17 +137,24 @@ class TrainOptim(TrainLoop):
     loss: str = setting('mal', 'classification loss: mal (DEIM; takes off sooner from scratch, 06), vfl (the D-FINE '
                         'authors), or focal')
     label_smoothing: float = setting(0.0, 'label smoothing of the classification targets')
+
+# %% ../nbs/00_config_keys.ipynb #a2cd64f1
+@dataclass
+class TrainMasks(TrainOptim):
+    "Train keys, fourth part: the mask branch of task=segment (03c_mask_head, 04a_mask_loss)."
     mask_weights: dict[str, float] = setting({'mask': 5.0, 'dice': 5.0},
                                              'task=segment: weights of the mask terms (sigmoid BCE, Dice; Mask DINO)')
     mask_points: int = setting(784, 'task=segment: points sampled per matched mask for its loss (importance sampling)')
     mask_shared_grad: float = setting(0.0, "task=segment: the share of the mask loss's gradient that reaches the "
                                       "detector's features (1: Mask DINO; 0: the mask branch learns alone and cannot "
                                       'slow detection)')
+    mask_stride: Optional[int] = setting(None, 'task=segment: stride of the mask feature map, 4 or 8; null = 8 for '
+                                         'model_name n, 4 for the others (03c_mask_head says why)')
 
 # %% ../nbs/00_config_keys.ipynb #0ba6b0e8
 @dataclass
-class TrainChecks(TrainOptim):
-    "Train keys, fourth part: augmentation, model selection, frozen layers and the data checks."
+class TrainChecks(TrainMasks):
+    "Train keys, fifth part: augmentation, model selection, frozen layers and the data checks."
     mosaic_augs: MosaicAugs = setting(MosaicAugs(), 'mosaic augmentation')
     augs: Augs = setting(Augs(), 'per-sample augmentations')
     ignore_background_epochs: int = setting(0, 'skip background images during the first N epochs')
@@ -168,7 +175,7 @@ class TrainChecks(TrainOptim):
 # %% ../nbs/00_config_keys.ipynb #067abfe5
 @dataclass
 class TrainRecords(TrainChecks):
-    "Train keys, fifth part: what a run records, and its seed."
+    "Train keys, sixth part: what a run records, and its seed."
     to_visualize_eval: bool = setting(True, 'save val images with ground truth and predictions each epoch')
     debug_img_processing: bool = setting(True, 'save the first processed samples of each split with their boxes')
     use_wandb: bool = setting(False, 'log to Weights & Biases (offline mode works)')

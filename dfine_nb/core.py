@@ -27,7 +27,7 @@ _all_ = ['setting', 'Augs', 'MosaicAugs', 'DDP', 'SIZE_LRS', 'SCRATCH_LRS', 'Spl
 # %% ../nbs/00_core.ipynb #0d7e4be7
 @dataclass
 class Train(TrainRecords):
-    ("Data, model start, optimisation and evaluation settings (its keys: the five train parts of "
+    ("Data, model start, optimisation and evaluation settings (its keys: the six train parts of "
      "`dfine_nb.config_keys`).")
 
 # %% ../nbs/00_core.ipynb #12d5b627
@@ -244,6 +244,8 @@ def _check_values(cfg:Config):
     if cfg.model_name not in SIZE_LRS:
         raise ConfigError(f"model_name: expected one of {list(SIZE_LRS)}, got {cfg.model_name!r}")
     if cfg.task not in TASKS: raise ConfigError(f'task: expected one of {list(TASKS)}, got {cfg.task!r}')
+    if train.mask_stride not in (None, 4, 8): raise ConfigError(f'train.mask_stride: expected 4, 8 or null, '
+                                                                f'got {train.mask_stride!r}')
     if train.pretrained_dataset not in RELEASE_DATASETS:
         raise ConfigError(f'train.pretrained_dataset: expected one of {list(RELEASE_DATASETS)}, '
                           f'got {train.pretrained_dataset!r}')

@@ -100,8 +100,9 @@ def process_batch_size(cfg:Config, device:torch.device, world:int) -> int:
 
 # %% ../nbs/06b_distributed.ipynb #d1945942
 def check_input_size(cfg:Config):
-    "Raise `ConfigError` when train.img_size gives the model fewer encoder tokens than it has queries."
-    decoder = model_kwargs(cfg.model_name, num_classes(cfg), **cfg.train.model_overrides)['decoder']
+    "Raise `ConfigError` for model overrides the model cannot take, or an input with fewer encoder tokens than queries."
+    try: decoder = model_kwargs(cfg.model_name, num_classes(cfg), **cfg.train.model_overrides)['decoder']
+    except (TypeError, ValueError) as err: raise ConfigError(f'train.model_overrides: {err}') from None
     height, width = cfg.train.img_size
     tokens = sum(math.ceil(height / stride) * math.ceil(width / stride) for stride in decoder['feat_strides'])
     if tokens < decoder['num_queries']:

@@ -60,7 +60,8 @@ def _trace_onnx(fused:FusedDetector, path:Path, img_size, max_batch_size:int, op
     dyn = {k: {0: 'N'} for k in GRAPH_INPUTS + outputs} if max_batch_size > 1 else {}
     if fused.dynamic_input:
         dyn.setdefault(GRAPH_INPUTS[0], {}).update({2: 'H', 3: 'W'})
-        if MASK_OUTPUT in outputs: dyn.setdefault(MASK_OUTPUT, {}).update({2: 'H/4', 3: 'W/4'})
+        s = getattr(fused.model, 'mask_stride', 4)
+        if MASK_OUTPUT in outputs: dyn.setdefault(MASK_OUTPUT, {}).update({2: f'H/{s}', 3: f'W/{s}'})
     n = min(2, max_batch_size)
     args = (torch.rand(n, 3, H, W), torch.tensor([[W, H], [W * 2, H]])[:n])
     with (warnings.catch_warnings(record=True) as caught, torch.inference_mode(False), torch.no_grad(),

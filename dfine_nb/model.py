@@ -14,7 +14,7 @@ from .boxes import box_cxcywh_to_xyxy, boxes_to_pixels, boxes_from_net, Detectio
 from .backbone import HGNetv2, backbone_kwargs
 from .encoder import HybridEncoder, encoder_kwargs
 from .decoder import DFINETransformer, DFINE
-from .mask_head import DFINESeg, mask_logits, with_masks
+from .mask_head import DFINESeg, mask_logits, with_masks, default_mask_stride
 from .weights import load_weights
 
 # %% ../nbs/03e_model.ipynb #aa047d6c
@@ -96,9 +96,11 @@ def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
                 task:str='detect',  # 'segment' adds the mask head (03c_mask_head)
                 mask_dim:int=64,    # channels of the mask features (segment)
                 shared_grad:float=1., # segment: the share of the mask loss's gradient reaching the detector
+                mask_stride:int|None=None, # segment: stride of the mask map, 4 or 8; None = `default_mask_stride(size)`
                 **overrides)->DFINE: # see `model_kwargs`, e.g. hidden_dim=64, eval_spatial_size=[640, 640]
     "A randomly initialised D-FINE of a released size (weights: `load_weights`)."
-    mask = dict(mask_dim=mask_dim, shared_grad=shared_grad) if task == 'segment' else None
+    stride = mask_stride or default_mask_stride(size)
+    mask = dict(mask_dim=mask_dim, shared_grad=shared_grad, mask_stride=stride) if task == 'segment' else None
     return dfine_from_kwargs(**model_kwargs(size, num_classes, **overrides), mask=mask)
 
 # %% ../nbs/03e_model.ipynb #250e5447
@@ -109,7 +111,7 @@ def top_queries(task:str)->int:
 # %% ../nbs/03e_model.ipynb #562b34cb
 class PostProcess(nn.Module):
     ("Model outputs -> (labels [B,K], boxes [B,K,4] xyxy pixels of each original image, scores [B,K]), and for a "
-     "segment model masks [B,K,h,w] (probabilities on the input's stride-4 grid).")
+     "segment model masks [B,K,h,w] (probabilities on the input's grid at the mask stride).")
     def __init__(self, num_top_queries:int=300, # K detections per image
                  keep_ratio:bool=True,           # inputs were letterboxed (True) or plainly resized (False)
                  clip:bool=True):                # clip boxes to the original image
@@ -137,7 +139,7 @@ def forward(self:PostProcess, outputs:dict,   # {'pred_logits' [B,Q,C], 'pred_bo
     if 'pred_mask_embed' not in outputs: return labels, boxes, scores
     embed = outputs['pred_mask_embed']
     masks = mask_logits(embed.gather(1, query[..., None].expand(-1, -1, embed.shape[-1])), outputs['mask_features'])
-    return labels, boxes, scores, masks.sigmoid()   # probabilities on the input's stride-4 grid (`paste_masks`)
+    return labels, boxes, scores, masks.sigmoid()   # probabilities on the input's grid at the mask stride
 
 # %% ../nbs/03e_model.ipynb #cf2689a2
 @patch

@@ -71,7 +71,8 @@ def random_checkpoint(cfg:Config, # model_name, label_to_name, img_size, keep_ra
     from dfine_nb.model import build_model
     from dfine_nb.weights import model_meta, save_checkpoint
     torch.manual_seed(seed)
-    model = build_model(cfg.model_name, num_classes(cfg), cfg.task, **cfg.train.model_overrides)
+    model = build_model(cfg.model_name, num_classes(cfg), cfg.task, mask_stride=cfg.train.mask_stride,
+                        **cfg.train.model_overrides)
     _spread_heads(model, noise)
     path = Path(path) if path else exp_dir(cfg, create=True) / 'best.pt'
     return save_checkpoint(dict(model=model.state_dict(), epoch=0, metrics={}, **model_meta(cfg)), path)

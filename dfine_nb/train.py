@@ -40,10 +40,9 @@ from .distributed import (dist_env, init_distributed, is_main, gather_lists, fro
                                   train_processes, process_batch_size, wrap_ddp, launch_command, run_dir,
                                   check_input_size, launch_training, train_in_child)
 _all_ = ['plot_curves', 'Loggers', 'STALL_MAP50', 'stall_check_epoch', 'usable_cores', 'configure_threads',
-         'param_groups', 'build_optimizer',
-         'build_scheduler', 'ModelEMA', 'freeze', 'amp_settings', 'dist_env', 'init_distributed', 'is_main',
-         'gather_lists', 'train_processes', 'process_batch_size', 'launch_command', 'run_dir', 'check_input_size',
-         'launch_training', 'train_in_child']
+         'param_groups', 'build_optimizer', 'build_scheduler', 'ModelEMA', 'freeze', 'amp_settings', 'dist_env',
+         'init_distributed', 'is_main', 'gather_lists', 'train_processes', 'process_batch_size', 'launch_command',
+         'run_dir', 'check_input_size', 'launch_training', 'train_in_child']
 
 # %% ../nbs/06c_train.ipynb #4cd5ee93
 def ground_truth(ds, idx:int, orig_size) -> Detections:
@@ -100,7 +99,7 @@ def build_model(self:Trainer):
     "D-FINE for the config's classes, from pretrained weights if asked, frozen as asked, on the device, DDP-wrapped."
     cfg, train_cfg = self.cfg, self.cfg.train
     model = build_model(cfg.model_name, num_classes(cfg), cfg.task, shared_grad=train_cfg.mask_shared_grad,
-                        **({'eval_spatial_size': None} | train_cfg.model_overrides))
+                        mask_stride=train_cfg.mask_stride, **({'eval_spatial_size': None} | train_cfg.model_overrides))
     pretrained = pretrained_from_config(cfg)                # None from scratch; the cache file of a release (03d)
     if pretrained is not None:
         keep = train_cfg.keep_pretrained_classes and not train_cfg.use_one_class
@@ -149,11 +148,12 @@ def save(self:Trainer, improved:bool, last:bool=True):
 # %% ../nbs/06c_train.ipynb #e906c063
 @patch
 def check_resumable(self:Trainer, path, ckpt:dict):
-    "Refuse a `last.pt` of another model size or class count, or one that has trained more epochs than asked for."
+    "Refuse a `last.pt` of another model (size, classes, task, mask stride), or one that has trained more epochs."
     meta, epochs = model_meta(self.cfg), self.cfg.train.epochs
-    for k in ('model_name', 'num_classes'):
-        if ckpt.get(k) != meta[k]:
-            raise ConfigError(f'{path}: {k} is {ckpt.get(k)!r}, the config says {meta[k]!r}; '
+    found = {'task': 'detect', **({'mask_stride': 4} if ckpt.get('task') == 'segment' else {}), **ckpt}  # older files
+    for k in ('model_name', 'num_classes', 'task', 'mask_stride'):
+        if found.get(k) != meta.get(k):
+            raise ConfigError(f'{path}: {k} is {found.get(k)!r}, the config says {meta.get(k)!r}; '
                               'use another exp_name or train.resume=false')
     if ckpt['epoch'] > epochs:
         raise ConfigError(f'{path}: this run has trained {ckpt["epoch"]} epochs, more than train.epochs={epochs}; '
@@ -162,7 +162,7 @@ def check_resumable(self:Trainer, path, ckpt:dict):
 # %% ../nbs/06c_train.ipynb #f7e7e7c3
 @patch
 def resume(self:Trainer, path:str|Path) -> bool:
-    "Load the training state of `path` (a `last.pt`); refuses one from another model size or class count."
+    "Load the training state of `path` (a `last.pt`); refuses one of another model (`check_resumable`)."
     ckpt, epochs = safe_load(path), self.cfg.train.epochs
     self.check_resumable(path, ckpt)
     self.raw.load_state_dict(ckpt['model'])
