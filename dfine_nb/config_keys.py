@@ -138,7 +138,7 @@ class TrainOptim(TrainLoop):
                         'authors), or focal')
     label_smoothing: float = setting(0.0, 'label smoothing of the classification targets')
 
-# %% ../nbs/00_config_keys.ipynb #a2cd64f1
+# %% ../nbs/00_config_keys.ipynb #84690e3a
 @dataclass
 class TrainMasks(TrainOptim):
     "Train keys, fourth part: the mask branch of task=segment (03c_mask_head, 04a_mask_loss)."

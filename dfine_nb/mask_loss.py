@@ -89,7 +89,7 @@ class SegCriterion(DFINECriterion):
         self.weight_dict |= {'loss_mask': weights['mask'], 'loss_dice': weights['dice']}
         self.num_points, self.oversample, self.importance, self.margin = num_points, oversample, importance, margin
 
-# %% ../nbs/04a_mask_loss.ipynb #d34fbe06
+# %% ../nbs/04a_mask_loss.ipynb #faef8ab6
 @patch
 def points_generator(self:SegCriterion, device:torch.device) -> torch.Generator:
     "The points' own random stream, seeded from the global seed whenever that changes (training seeds every epoch)."
