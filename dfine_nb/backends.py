@@ -24,7 +24,7 @@ from .boxes import Detections, letterbox_params
 from .data import letterbox
 from .weights import safe_load, unwrap_checkpoint, load_weights
 from .model import build_model, dfine_from_kwargs, PostProcess, top_queries
-from .mask_head import DFINESeg, with_masks
+from .mask_head import DFINESeg, with_masks, recorded_mask_stride
 from .metrics import load_best_threshold, BEST_THRESHOLD_FILE
 
 # %% ../nbs/07_backends.ipynb #381272bd
@@ -41,7 +41,7 @@ def checkpoint_meta(meta:dict, path=None)->dict:
                 img_size=[int(v) for v in meta['img_size']], keep_ratio=bool(meta.get('keep_ratio', False)),
                 label_to_name={int(k): str(v) for k, v in (meta.get('label_to_name') or {}).items()},
                 model_overrides=dict((cfg.get('train') or {}).get('model_overrides') or {}),
-                model_kwargs=meta.get('model_kwargs'), mask_stride=int(meta.get('mask_stride', 4)),   # 4: older files
+                model_kwargs=meta.get('model_kwargs'), mask_stride=recorded_mask_stride(meta),
                 num_top_queries=int(meta.get('num_top_queries', top_queries(task))))
 
 # %% ../nbs/07_backends.ipynb #9a4384e2

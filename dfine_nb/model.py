@@ -14,7 +14,7 @@ from .boxes import box_cxcywh_to_xyxy, boxes_to_pixels, boxes_from_net, Detectio
 from .backbone import HGNetv2, backbone_kwargs
 from .encoder import HybridEncoder, encoder_kwargs
 from .decoder import DFINETransformer, DFINE
-from .mask_head import DFINESeg, mask_logits, with_masks, default_mask_stride
+from .mask_head import DFINESeg, mask_logits, with_masks, mask_stride_for
 from .weights import load_weights
 
 # %% ../nbs/03e_model.ipynb #aa047d6c
@@ -96,10 +96,10 @@ def build_model(size:str='s',       # 'n', 's', 'm', 'l' or 'x'
                 task:str='detect',  # 'segment' adds the mask head (03c_mask_head)
                 mask_dim:int=64,    # channels of the mask features (segment)
                 shared_grad:float=1., # segment: the share of the mask loss's gradient reaching the detector
-                mask_stride:int|None=None, # segment: stride of the mask map, 4 or 8; None = `default_mask_stride(size)`
+                mask_stride:int|None=None, # segment: stride of the mask map, 4 or 8; None = `mask_stride_for(size)`
                 **overrides)->DFINE: # see `model_kwargs`, e.g. hidden_dim=64, eval_spatial_size=[640, 640]
     "A randomly initialised D-FINE of a released size (weights: `load_weights`)."
-    stride = mask_stride or default_mask_stride(size)
+    stride = mask_stride_for(size, mask_stride)
     mask = dict(mask_dim=mask_dim, shared_grad=shared_grad, mask_stride=stride) if task == 'segment' else None
     return dfine_from_kwargs(**model_kwargs(size, num_classes, **overrides), mask=mask)
 

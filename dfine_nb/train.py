@@ -26,7 +26,7 @@ from .data import ensure_splits, read_split, read_image, prepare_data, write_nam
 from .augment import build_loaders, save_debug_images
 from .model import build_model, PostProcess, top_queries
 from .weights import load_weights, pretrained_from_config, safe_load, save_checkpoint, model_meta
-from .mask_head import DFINESeg
+from .mask_head import DFINESeg, recorded_mask_stride
 from .mask_loss import make_criterion
 from .mask_metrics import evaluate_masks, encode_masks, decode_masks, mask_part
 from .metrics import (evaluate, scalar_metrics, SWEEP_THRESHOLDS, save_best_threshold, save_eval_report,
@@ -150,7 +150,7 @@ def save(self:Trainer, improved:bool, last:bool=True):
 def check_resumable(self:Trainer, path, ckpt:dict):
     "Refuse a `last.pt` of another model (size, classes, task, mask stride), or one that has trained more epochs."
     meta, epochs = model_meta(self.cfg), self.cfg.train.epochs
-    found = {'task': 'detect', **({'mask_stride': 4} if ckpt.get('task') == 'segment' else {}), **ckpt}  # older files
+    found = {'task': 'detect', **ckpt, 'mask_stride': recorded_mask_stride(ckpt)}      # as older files had them
     for k in ('model_name', 'num_classes', 'task', 'mask_stride'):
         if found.get(k) != meta.get(k):
             raise ConfigError(f'{path}: {k} is {found.get(k)!r}, the config says {meta.get(k)!r}; '

@@ -24,7 +24,7 @@ from fastcore.basics import patch
 from .core import Config, get_logger, resolve_path, pretrained_name, RELEASE_NAMES, cache_root, num_classes
 from .hf_keys import (ORIG_HF_RULES, HF_LEGACY_RULES, SIZE_DEPENDENT, orig_to_hf, hf_to_orig, is_hf_state_dict,
                               hf_config)
-from .mask_head import default_mask_stride
+from .mask_head import mask_stride_for
 # the key map lives in hf_keys (03d_hf_keys); re-exported here, where readers of weights look for it
 _all_ = ['ORIG_HF_RULES', 'HF_LEGACY_RULES', 'orig_to_hf', 'hf_to_orig', 'is_hf_state_dict', 'hf_config']
 
@@ -148,7 +148,7 @@ def save_checkpoint(obj:dict, path) -> Path:
 def model_meta(cfg:Config) -> dict:
     "What a checkpoint needs besides weights to rebuild and use the model."
     train = cfg.train
-    masks = {'mask_stride': train.mask_stride or default_mask_stride(cfg.model_name)} if cfg.task == 'segment' else {}
+    masks = {'mask_stride': mask_stride_for(cfg.model_name, train.mask_stride)} if cfg.task == 'segment' else {}
     return dict(model_name=cfg.model_name, task=cfg.task, num_classes=num_classes(cfg), img_size=list(train.img_size),
                 keep_ratio=train.keep_ratio, label_to_name={int(k): v for k, v in train.label_to_name.items()},
                 config=asdict(cfg), **masks)
